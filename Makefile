@@ -1,0 +1,34 @@
+# Entry points of the uffd-wp TLB series and its harness. See README.md.
+#
+#   make run          base + series: build, boot, run the tests, summarize
+#   make baseline     the same for the unpatched base
+#   make check        harness self-tests, patch hygiene, then 'make run'
+#   make <stage>      one stage: deps base series kernel selftests
+#                     initramfs qemu results
+#
+# Settings (make VAR=value or environment): MODE=baseline|series,
+# EXTRA_PATCH=file, DEBUG=1, ACCEL=tcg|kvm, TESTS='glob ...', BUILD_DIR,
+# JOBS, GUEST_TIMEOUT. Each is described in the script that reads it.
+
+SHELL := /bin/bash
+STAGES := deps base series kernel selftests initramfs qemu results
+
+.PHONY: all run baseline check selftest-harness hygiene $(STAGES)
+
+all: run
+
+$(STAGES):
+	@scripts/$@.sh
+
+# A failed guest run still gets its summary; results.sh sets the verdict.
+run:
+	@set -e; for s in deps base series kernel selftests initramfs; do \
+		scripts/$$s.sh; done; \
+	scripts/qemu.sh || true; \
+	scripts/results.sh
+
+baseline:
+	@$(MAKE) --no-print-directory run MODE=baseline
+
+check:
+	@scripts/check.sh

@@ -1,0 +1,65 @@
+#!/bin/bash
+# Stage "initramfs": busybox-static, guest/init, the test programs and the
+# list of tests to run (configs/tests.txt, filtered by TESTS), packed with
+# the tree's own gen_init_cpio so no root or mknod is needed.
+#   TESTS   space-separated names or shell globs from configs/tests.txt
+#           (default: all)
+. "$(dirname "$0")/lib.sh"
+need_cmd gcc gzip
+
+BUSYBOX=${BUSYBOX:-/bin/busybox}
+TESTS_FILE=${TESTS_FILE:-$REPO/configs/tests.txt}
+TESTS=${TESTS:-*}
+
+file "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' ||
+	die "$BUSYBOX is not a static busybox: run 'make deps' (busybox-static)"
+[ -d "$OUT_DIR/selftests" ] || die "no test programs: run the selftests stage first"
+
+# select_tests: the lines of the tests file whose name matches $TESTS.
+select_tests() {
+	local name rest pat
+	while read -r name rest; do
+		case "$name" in '' | '#'*) continue ;; esac
+		for pat in $TESTS; do
+			# shellcheck disable=SC2053
+			if [[ "$name" == $pat ]]; then
+				echo "$name $rest"
+				break
+			fi
+		done
+	done <"$TESTS_FILE"
+}
+
+stage=$OUT_DIR/initramfs
+rm -rf "$stage"
+mkdir -p "$stage"
+select_tests >"$stage/tests.txt"
+[ -s "$stage/tests.txt" ] || die "TESTS='$TESTS' matches nothing in $TESTS_FILE"
+
+gen=$OBJ_DIR/usr/gen_init_cpio
+if [ ! -x "$gen" ]; then
+	mkdir -p "$(dirname "$gen")"
+	gcc -O2 -o "$gen" "$SRC_DIR/usr/gen_init_cpio.c"
+fi
+
+{
+	for d in /bin /dev /proc /sys /tmp /mnt /mnt/huge /selftests; do
+		echo "dir $d 0755 0 0"
+	done
+	echo "nod /dev/console 0600 0 0 c 5 1"
+	echo "nod /dev/null 0666 0 0 c 1 3"
+	echo "file /bin/busybox $BUSYBOX 0755 0 0"
+	for applet in $("$BUSYBOX" --list); do
+		[ "$applet" = busybox ] || echo "slink /bin/$applet busybox 0777 0 0"
+	done
+	echo "file /init $REPO/guest/init 0755 0 0"
+	echo "file /tests.txt $stage/tests.txt 0644 0 0"
+	for t in "$OUT_DIR"/selftests/*; do
+		[ -f "$t" ] && [ -x "$t" ] &&
+			echo "file /selftests/$(basename "$t") $t 0755 0 0"
+	done
+} >"$stage/cpio.list"
+
+"$gen" "$stage/cpio.list" | gzip -1 >"$OUT_DIR/initramfs.cpio.gz"
+log "$(wc -l <"$stage/tests.txt") tests: $(cut -d' ' -f1 "$stage/tests.txt" | xargs)"
+stage_done "$(du -h "$OUT_DIR/initramfs.cpio.gz" | cut -f1)"

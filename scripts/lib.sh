@@ -1,0 +1,75 @@
+# shellcheck shell=bash
+# Shared settings and helpers, sourced by every stage script.
+#
+# Settings (environment, all optional):
+#   BUILD_DIR     where downloads, the kernel git tree, object trees, ccache
+#                 and results live (default ~/.cache/uffd-wp-tlb: outside the
+#                 clone, so a fresh clone builds warm)
+#   KERNEL        baseline | series (default) | series+NAME, see kernel_name
+#   EXTRA_PATCH   one more patch on top of the series (mutants)
+#   DEBUG         1 selects the debug config (lockdep, KASAN, DEBUG_VM)
+#   JOBS          parallel make jobs (default: number of CPUs)
+
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/uffd-wp-tlb}
+JOBS=${JOBS:-$(nproc)}
+DEBUG=${DEBUG:-0}
+EXTRA_PATCH=${EXTRA_PATCH:-}
+MODE=${MODE:-series}
+
+# shellcheck source=../configs/base.env
+. "$REPO/configs/base.env"
+
+DL_DIR=$BUILD_DIR/dl
+SRC_DIR=$BUILD_DIR/linux
+CCACHE_DIR=${CCACHE_DIR:-$BUILD_DIR/ccache}
+export CCACHE_DIR
+
+STAGE=${STAGE:-$(basename "$0" .sh)}
+
+log() { printf '[%s] %s\n' "$STAGE" "$*" >&2; }
+die() { printf '[%s] error: %s\n' "$STAGE" "$*" >&2; exit 1; }
+
+config_name() { [ "$DEBUG" = 1 ] && echo debug || echo guest; }
+
+# The kernel under test: what the series stage put in the tree.
+kernel_name() {
+	local name
+	case "$MODE" in
+	baseline) name=baseline ;;
+	series) name=series ;;
+	*) die "MODE must be baseline or series, not '$MODE'" ;;
+	esac
+	if [ -n "$EXTRA_PATCH" ]; then
+		[ "$MODE" = series ] || die "EXTRA_PATCH needs MODE=series"
+		name="$name+$(basename "$EXTRA_PATCH" .patch)"
+	fi
+	echo "$name"
+}
+
+OBJ_DIR=$BUILD_DIR/obj/$(config_name)
+OUT_DIR=$BUILD_DIR/out/$(kernel_name)-$(config_name)
+STAGES_FILE=$OUT_DIR/stages.tsv
+
+# Run "$@" as one timed step of this stage; the time goes to the results.
+stage_start=$(date +%s)
+stage_done() {
+	local secs=$(($(date +%s) - stage_start))
+	mkdir -p "$OUT_DIR"
+	touch "$STAGES_FILE"
+	# Keep one line per stage: the latest run of it.
+	{ grep -v "^$STAGE	" "$STAGES_FILE" || true
+	  printf '%s\t%s\t%s\n' "$STAGE" "$secs" "$*"; } >"$STAGES_FILE.new"
+	mv "$STAGES_FILE.new" "$STAGES_FILE"
+	log "done in ${secs}s${*:+ ($*)}"
+}
+
+need_cmd() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 ||
+			die "'$c' not found: run 'make deps' first"
+	done
+}

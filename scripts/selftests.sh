@@ -1,0 +1,41 @@
+#!/bin/bash
+# Stage "selftests": build the test programs the guest runs, statically
+# linked, against the kernel tree's own uapi headers:
+#   - the tree's tools/testing/selftests/vm/userfaultfd;
+#   - this project's regression cases from tools/testing/selftests/vm/ of
+#     the repository (the same files the series adds), so that the baseline
+#     and every mutant run the very same test binaries as the series.
+. "$(dirname "$0")/lib.sh"
+need_cmd gcc make
+
+tree_tests=(userfaultfd)
+mapfile -t our_tests < <(cd "$REPO/tools/testing/selftests/vm" 2>/dev/null &&
+	ls -- *.c 2>/dev/null | sed 's/\.c$//')
+
+log "installing uapi headers of $(kernel_name) into $OBJ_DIR/usr/include"
+make -s -C "$SRC_DIR" O="$OBJ_DIR" ARCH=x86_64 headers >"$OUT_DIR/headers.log" 2>&1 ||
+	{ tail -20 "$OUT_DIR/headers.log" >&2; die "make headers failed"; }
+
+# A private copy of the tree's selftests dir with our sources laid over
+# it: the tree's Makefile rules and headers, our test programs.
+work=$OUT_DIR/selftests-src
+bin=$OUT_DIR/selftests
+rm -rf "$work" "$bin"
+mkdir -p "$work" "$bin"
+cp -r "$SRC_DIR/tools/testing/selftests/." "$work/"
+if [ "${#our_tests[@]}" -gt 0 ]; then
+	cp "$REPO"/tools/testing/selftests/vm/*.[ch] "$work/vm/"
+fi
+
+log "building ${tree_tests[*]} ${our_tests[*]}"
+if ! make -C "$work/vm" top_srcdir="$SRC_DIR" OUTPUT="$bin" \
+	KHDR_INCLUDES="-isystem $OBJ_DIR/usr/include" LDFLAGS=-static \
+	"${tree_tests[@]/#/$bin/}" "${our_tests[@]/#/$bin/}" \
+	>"$OUT_DIR/selftests-build.log" 2>&1; then
+	tail -30 "$OUT_DIR/selftests-build.log" >&2
+	die "selftests build failed (log: $OUT_DIR/selftests-build.log)"
+fi
+for t in "${tree_tests[@]}" "${our_tests[@]}"; do
+	file "$bin/$t" | grep -q 'statically linked' || die "$t is not statically linked"
+done
+stage_done "${#tree_tests[@]} tree + ${#our_tests[@]} project programs"

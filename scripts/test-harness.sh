@@ -1,0 +1,166 @@
+#!/bin/bash
+# The harness' own tests, for what can be tested without building a kernel:
+# argument handling, checksum refusal, series parsing and application, TAP
+# parsing, console error detection, the results summary. TAP output; the
+# last line is "N passed, N failed".
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+S=$REPO/scripts
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+export BUILD_DIR=$T/build
+unset MODE EXTRA_PATCH DEBUG TESTS
+
+n=0 failed=0
+# check NAME EXPECTED_RC OUTPUT_REGEX -- CMD...: run CMD, check its exit
+# status and that its output (stdout+stderr) matches the regex.
+check() {
+	local name=$1 want_rc=$2 re=$3 out rc
+	shift 4
+	n=$((n + 1))
+	out=$("$@" 2>&1)
+	rc=$?
+	if [ "$rc" = "$want_rc" ] && echo "$out" | grep -qE -- "$re"; then
+		echo "ok $n $name"
+	else
+		echo "not ok $n $name"
+		echo "# want rc=$want_rc and /$re/, got rc=$rc:"
+		echo "$out" | tail -8 | sed 's/^/#   /'
+		failed=$((failed + 1))
+	fi
+}
+
+echo "TAP version 13"
+
+# --- argument handling
+check "MODE must be baseline or series" 1 "MODE must be baseline or series, not 'bogus'" -- \
+	env MODE=bogus "$S/series.sh" --list
+check "EXTRA_PATCH needs MODE=series" 1 "EXTRA_PATCH needs MODE=series" -- \
+	env MODE=baseline EXTRA_PATCH=x.patch "$S/series.sh" --list
+check "ACCEL must be tcg or kvm" 1 "ACCEL must be tcg or kvm" -- \
+	bash -c "mkdir -p $BUILD_DIR/out/series-guest && touch $BUILD_DIR/out/series-guest/{bzImage,initramfs.cpio.gz} && ACCEL=xen $S/qemu.sh"
+check "qemu without a kernel says which stage to run" 1 "run the kernel stage first" -- \
+	env BUILD_DIR="$T/empty" "$S/qemu.sh"
+
+# --- series parsing
+mkdir -p "$T/p"
+printf 'From x\n' >"$T/p/0001-a.patch"
+printf 'From y\n' >"$T/p/0002-b.patch"
+printf '# comment\n\n0001-a.patch\n  0002-b.patch  # trailing comment\n' >"$T/p/series"
+check "series: order kept, comments and blanks ignored" 0 "0001-a.patch.*0002-b.patch$" -- \
+	bash -c "SERIES_FILE=$T/p/series $S/series.sh --list | xargs -n1 basename | xargs"
+printf '' >"$T/p/empty"
+check "series: an empty series is valid" 0 "^$" -- \
+	env SERIES_FILE="$T/p/empty" "$S/series.sh" --list
+printf '0001-a.patch\n0003-missing.patch\n' >"$T/p/bad"
+check "series: a missing patch is named with its line" 1 "bad:2: patch not found: 0003-missing.patch" -- \
+	env SERIES_FILE="$T/p/bad" "$S/series.sh" --list
+printf '0001-a.patch 0002-b.patch\n' >"$T/p/two"
+check "series: two patches on one line are refused" 1 "one patch per line" -- \
+	env SERIES_FILE="$T/p/two" "$S/series.sh" --list
+
+# --- series application, on a small stand-in for the kernel tree
+. "$REPO/configs/base.env"
+tree=$BUILD_DIR/linux
+mkdir -p "$tree/mm"
+printf 'int b;\n%.0s' 1 2 3 4 5 6 7 >"$tree/mm/foo.c"
+sed -i '1s/.*/int a;/; 7s/.*/int c;/' "$tree/mm/foo.c"
+git -C "$tree" init -q
+git -C "$tree" add -A
+git -C "$tree" -c user.name=t -c user.email=t@t commit -qm base
+git -C "$tree" tag "$BASE_TAG"
+mk_patch() { # mk_patch OUT SED-EXPR MESSAGE: a patch of mm/foo.c
+	git -C "$tree" checkout -q -B tmp "$BASE_TAG"
+	sed -i "$2" "$tree/mm/foo.c"
+	git -C "$tree" -c user.name=t -c user.email=t@t commit -qam "$3"
+	git -C "$tree" format-patch -q -1 --stdout >"$1"
+	git -C "$tree" checkout -q -f "$BASE_TAG"
+	git -C "$tree" branch -qD tmp
+}
+mkdir -p "$T/s"
+mk_patch "$T/s/0001-mm-b.patch" '1s/int a;/long b;/' "mm: b"
+mk_patch "$T/s/0002-mm-c.patch" 's/int c;/long c;/' "mm: c"
+mk_patch "$T/s/0003-mm-conflict.patch" '1s/int a;/short b;/' "mm: conflict"
+printf '0001-mm-b.patch\n0002-mm-c.patch\n' >"$T/s/series"
+check "series: patches applied in order" 0 "2 patches applied" -- \
+	env SERIES_FILE="$T/s/series" "$S/series.sh"
+check "series: the tree holds both patches" 0 "long b;.*long c;" -- \
+	bash -c "tr '\n' ' ' <$tree/mm/foo.c"
+check "series: an unchanged series is reused" 0 "reusing branch series" -- \
+	env SERIES_FILE="$T/s/series" "$S/series.sh"
+check "baseline: the pristine base" 0 "baseline: 0 patches applied" -- \
+	env SERIES_FILE="$T/s/series" MODE=baseline "$S/series.sh"
+check "baseline: tree back at the base" 0 "^int a;" -- cat "$tree/mm/foo.c"
+check "extra patch: a conflict names the patch and the file" 1 \
+	"patch does not apply: 0003-mm-conflict.patch \(fails in mm/foo.c\)" -- \
+	env SERIES_FILE="$T/s/series" EXTRA_PATCH="$T/s/0003-mm-conflict.patch" "$S/series.sh"
+check "extra patch: the failed am left no state behind" 0 "^$" -- \
+	bash -c "ls -d $tree/.git/rebase-apply 2>/dev/null; true"
+printf '0003-mm-conflict.patch\n0001-mm-b.patch\n' >"$T/s/series2"
+check "series: a later patch that does not apply is named" 1 \
+	"patch does not apply: 0001-mm-b.patch \(fails in mm/foo.c\)" -- \
+	env SERIES_FILE="$T/s/series2" "$S/series.sh"
+
+# --- checksum refusal: a tarball or .deb that is not the pinned one
+mkdir -p "$BUILD_DIR/dl"
+rm -rf "$tree"
+echo "not the kernel" | xz >"$BUILD_DIR/dl/linux-source-6.1.tar.xz"
+check "base: a tarball with the wrong sha256 is refused" 1 \
+	"checksum mismatch for linux-source-6.1.tar.xz" -- "$S/base.sh"
+check "base: nothing was unpacked" 0 "^$" -- bash -c "ls -d $tree 2>/dev/null; true"
+check "base: the bad tarball was moved aside, not lost" 0 "tar.xz.bad" -- ls "$BUILD_DIR/dl"
+echo "not a deb" >"$BUILD_DIR/dl/${BASE_PACKAGE}_${BASE_VERSION}_all.deb"
+check "base: a .deb with the wrong sha256 is refused" 1 \
+	"checksum mismatch for ${BASE_PACKAGE}_${BASE_VERSION}_all.deb" -- "$S/base.sh"
+
+# --- console parsing
+cat >"$T/console.log" <<'EOF'
+[    0.000000] Linux version 6.1.192
+uffd-harness: start 6.1.192 4 cpus
+TAP version 13
+1..4
+# running a: a
+# ok 1 fixture.anon.test
+# WARNING: printed by a test, not by the kernel
+ok 1 a # 3s
+not ok 2 b # exit=1 2s
+ok 3 c # SKIP 0s
+ok 4 d # 1s
+uffd-harness: end done
+EOF
+check "tap: top-level results only" 0 "^4$" -- bash -c "$S/console.sh tap $T/console.log | wc -l"
+check "tap: count passed failed skipped" 0 "^2 1 1$" -- "$S/console.sh" count "$T/console.log"
+check "console: a user line saying WARNING is no kernel error" 0 "^$" -- \
+	"$S/console.sh" errors "$T/console.log"
+for e in "Kernel panic - not syncing: sysrq triggered crash" \
+	"WARNING: CPU: 1 PID: 42 at mm/memory.c:3301 do_wp_page+0x1/0x2" \
+	"BUG: kernel NULL pointer dereference, address: 0000000000000008" \
+	"Oops: 0002 [#1] PREEMPT SMP" "kernel BUG at mm/huge_memory.c:1800!" \
+	"BUG: KASAN: use-after-free in change_pte_range" \
+	"WARNING: possible circular locking dependency detected"; do
+	printf '[    1.234567] %s\n' "$e" >"$T/err.log"
+	check "console: detects '${e:0:40}'" 0 "${e:0:10}" -- "$S/console.sh" errors "$T/err.log"
+done
+
+# --- results summary of a fake run
+out=$BUILD_DIR/out/series-guest
+mkdir -p "$out/initramfs"
+cp "$T/console.log" "$out/console.log"
+printf 'a 1 a\nb 1 b\nc 1 c\nd 1 d\ne 1 e\n' >"$out/initramfs/tests.txt"
+printf 'accel=tcg\nstatus=finished\npassed=2\nfailed=1\nskipped=1\n' >"$out/guest.txt"
+: >"$out/console-errors.txt"
+printf 'kernel\t42\tx\n' >"$out/stages.tsv"
+check "results: a missing test and a failure are counted" 1 "4 passed, 2 failed, 1 skipped$" -- \
+	"$S/results.sh"
+check "results: every test is listed, subtests indented" 0 "      ok 1 fixture.anon.test" -- \
+	cat "$out/results.txt"
+check "results: stage times are shown" 0 "kernel +42" -- cat "$out/results.txt"
+
+# --- initramfs test selection
+mkdir -p "$out/selftests"
+check "initramfs: TESTS matching nothing is an error" 1 "TESTS='nomatch' matches nothing" -- \
+	env TESTS=nomatch "$S/initramfs.sh"
+
+echo "1..$n"
+echo "$((n - failed)) passed, $failed failed"
+[ "$failed" = 0 ]
