@@ -18,6 +18,8 @@ file "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' ||
 # select_tests: the lines of the tests file whose name matches $TESTS.
 select_tests() {
 	local name rest pat
+	local -
+	set -f # $TESTS holds patterns, not file names
 	while read -r name rest; do
 		case "$name" in '' | '#'*) continue ;; esac
 		for pat in $TESTS; do
