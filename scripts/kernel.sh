@@ -58,5 +58,4 @@ warnings=$(grep -c 'warning:' "$OUT_DIR/kernel-build.log" || true)
 cp "$OBJ_DIR/arch/x86/boot/bzImage" "$OUT_DIR/bzImage"
 cp "$OBJ_DIR/.config" "$OUT_DIR/config"
 git -C "$SRC_DIR" log --oneline "$BASE_TAG..HEAD" >"$OUT_DIR/commits.txt"
-ccache -s 2>/dev/null | grep -iE 'hits|misses' | head -3 >&2 || true
 stage_done "$head, $warnings new warnings"

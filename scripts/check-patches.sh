@@ -1,0 +1,70 @@
+#!/bin/bash
+# Patch hygiene, as TAP: every patch in patches/ is in the series and the
+# series applies; checkpatch.pl --strict (the base tree's) is clean on each
+# patch; and the selftest sources in tools/testing/selftests/vm/ of this
+# repository are byte-identical to what the series adds to the kernel tree.
+. "$(dirname "$0")/lib.sh"
+MODE=series EXTRA_PATCH=
+
+n=0 failed=0
+result() { # result OK|FAIL DESCRIPTION [DETAILS]
+	n=$((n + 1))
+	if [ "$1" = OK ]; then
+		echo "ok $n $2"
+	else
+		echo "not ok $n $2"
+		[ -z "${3:-}" ] || echo "$3" | sed 's/^/#   /'
+		failed=$((failed + 1))
+	fi
+}
+
+echo "TAP version 13"
+mapfile -t patches < <("$REPO/scripts/series.sh" --list)
+for f in "$REPO"/patches/*.patch; do
+	[ -e "$f" ] || continue
+	case "$(basename "$f")" in 0000-cover-letter.patch | *-0000-cover-letter.patch) continue ;; esac
+	if printf '%s\n' "${patches[@]}" | grep -qxF "$f"; then
+		result OK "$(basename "$f") is in patches/series"
+	else
+		result FAIL "$(basename "$f") is in patches/series" "not listed: it would never be applied"
+	fi
+done
+
+if out=$("$REPO/scripts/series.sh" 2>&1); then
+	result OK "the series applies to $BASE_TAG"
+else
+	result FAIL "the series applies to $BASE_TAG" "$(echo "$out" | tail -5)"
+fi
+
+for p in "${patches[@]}"; do
+	out=$(cd "$SRC_DIR" && ./scripts/checkpatch.pl --strict --quiet "$p" 2>&1)
+	if [ -z "$out" ]; then
+		result OK "checkpatch --strict: $(basename "$p")"
+	else
+		result FAIL "checkpatch --strict: $(basename "$p")" "$out"
+	fi
+done
+
+# The selftest programs this project adds must be the same in the
+# repository (built against any kernel) and in the series (what is mailed).
+vm=tools/testing/selftests/vm
+mapfile -t added < <(git -C "$SRC_DIR" diff --name-only --diff-filter=A \
+	"$BASE_TAG" series -- "$vm")
+for f in "${added[@]}"; do
+	[ -f "$REPO/$f" ] || result FAIL "$f: the series adds it, the repository lacks it"
+done
+for f in "$REPO/$vm"/*; do
+	[ -f "$f" ] || continue
+	rel=$vm/$(basename "$f")
+	if ! git -C "$SRC_DIR" cat-file -e "series:$rel" 2>/dev/null; then
+		result FAIL "$rel is in the series" "no patch in patches/series adds it"
+	elif diff=$(git -C "$SRC_DIR" show "series:$rel" | diff -u - "$f"); then
+		result OK "$rel is identical in the series"
+	else
+		result FAIL "$rel is identical in the series" "$(echo "$diff" | head -20)"
+	fi
+done
+
+echo "1..$n"
+echo "$((n - failed)) passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,33 @@
+#!/bin/bash
+# 'make check': the project's tests, in order of cost: the harness'
+# self-tests, patch hygiene, then the full run (build base + series, boot,
+# run every guest test). Each part's counts are added up; the last line is
+# the total "N passed, N failed, N skipped".
+. "$(dirname "$0")/lib.sh"
+
+total_p=0 total_f=0 total_s=0
+# part NAME CMD...: run one part, show its output, add up its last line.
+part() {
+	local name=$1 log line p f s
+	shift
+	log=$(mktemp)
+	echo "=== $name"
+	"$@" 2>&1 | tee "$log"
+	line=$(tail -1 "$log")
+	rm -f "$log"
+	if [[ "$line" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed(,\ ([0-9]+)\ skipped)?$ ]]; then
+		p=${BASH_REMATCH[1]} f=${BASH_REMATCH[2]} s=${BASH_REMATCH[4]:-0}
+	else
+		echo "=== $name ended without a count: counted as one failure"
+		p=0 f=1 s=0
+	fi
+	total_p=$((total_p + p)) total_f=$((total_f + f)) total_s=$((total_s + s))
+}
+
+part "harness self-tests" "$REPO/scripts/test-harness.sh"
+part "deps and base" bash -c "'$REPO/scripts/deps.sh' && '$REPO/scripts/base.sh' && echo '2 passed, 0 failed'"
+part "patch hygiene" "$REPO/scripts/check-patches.sh"
+part "guest run: base + series" make -s -C "$REPO" run
+echo "=== total"
+echo "$total_p passed, $total_f failed, $total_s skipped"
+[ "$total_f" = 0 ]
