@@ -18,11 +18,10 @@ SMP=${SMP:-4}
 MEM=${MEM:-2G}
 HUGEPAGES=${HUGEPAGES:-200}
 GUEST_APPEND=${GUEST_APPEND:-}
+KVM_DEV=${KVM_DEV:-/dev/kvm}
 kernel=$OUT_DIR/bzImage
 initrd=$OUT_DIR/initramfs.cpio.gz
 log_file=$OUT_DIR/console.log
-[ -f "$kernel" ] || die "no kernel at $kernel: run the kernel stage first"
-[ -f "$initrd" ] || die "no initramfs at $initrd: run the initramfs stage first"
 
 accel_args() {
 	case "$1" in
@@ -47,27 +46,32 @@ tail_console() {
 }
 
 case "$ACCEL" in
-tcg) ;;
-kvm)
-	if [ ! -w /dev/kvm ]; then
-		log "KVM asked for, but /dev/kvm is absent or not writable: falling back to TCG"
-		ACCEL=tcg
-	else
-		log "KVM asked for: probe boot (${PROBE_TIMEOUT}s)"
-		probe=$OUT_DIR/kvm-probe.log
-		rm -f "$probe"
-		boot kvm "$probe" "$PROBE_TIMEOUT" uffd.probe=1 || true
-		if grep -q 'uffd-harness: end probe' "$probe" 2>/dev/null; then
-			log "KVM probe boot finished: using KVM"
-		else
-			log "KVM probe boot did not finish within ${PROBE_TIMEOUT}s (nested KVM hangs here): falling back to TCG"
-			tail_console "$probe" 5
-			ACCEL=tcg
-		fi
-	fi
-	;;
+tcg | kvm) ;;
 *) die "ACCEL must be tcg or kvm, not '$ACCEL'" ;;
 esac
+if [ "$ACCEL" = kvm ] && [ ! -w "$KVM_DEV" ]; then
+	log "KVM asked for, but $KVM_DEV is absent or not writable: falling back to TCG"
+	ACCEL=tcg
+fi
+kernel=$OUT_DIR/bzImage
+initrd=$OUT_DIR/initramfs.cpio.gz
+log_file=$OUT_DIR/console.log
+[ -f "$kernel" ] || die "no kernel at $kernel: run the kernel stage first"
+[ -f "$initrd" ] || die "no initramfs at $initrd: run the initramfs stage first"
+
+if [ "$ACCEL" = kvm ]; then
+	log "KVM asked for: probe boot (${PROBE_TIMEOUT}s)"
+	probe=$OUT_DIR/kvm-probe.log
+	rm -f "$probe"
+	boot kvm "$probe" "$PROBE_TIMEOUT" uffd.probe=1 || true
+	if grep -q 'uffd-harness: end probe' "$probe" 2>/dev/null; then
+		log "KVM probe boot finished: using KVM"
+	else
+		log "KVM probe boot did not finish within ${PROBE_TIMEOUT}s (nested KVM hangs here): falling back to TCG"
+		tail_console "$probe" 5
+		ACCEL=tcg
+	fi
+fi
 
 log "booting $(kernel_name)-$(config_name) with $ACCEL, $SMP vCPUs, $MEM; timeout ${GUEST_TIMEOUT}s"
 log "console: $log_file"

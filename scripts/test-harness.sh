@@ -41,6 +41,9 @@ check "ACCEL must be tcg or kvm" 1 "ACCEL must be tcg or kvm" -- \
 	bash -c "mkdir -p $BUILD_DIR/out/series-guest && touch $BUILD_DIR/out/series-guest/{bzImage,initramfs.cpio.gz} && ACCEL=xen $S/qemu.sh"
 check "qemu without a kernel says which stage to run" 1 "run the kernel stage first" -- \
 	env BUILD_DIR="$T/empty" "$S/qemu.sh"
+check "qemu: KVM asked for but absent falls back to TCG, and says so" 1 \
+	"KVM asked for, but /nonexistent/kvm is absent or not writable: falling back to TCG" -- \
+	env BUILD_DIR="$T/empty" ACCEL=kvm KVM_DEV=/nonexistent/kvm "$S/qemu.sh"
 
 # --- series parsing
 mkdir -p "$T/p"
