@@ -5,7 +5,7 @@
 #   BUILD_DIR     where downloads, the kernel git tree, object trees, ccache
 #                 and results live (default ~/.cache/uffd-wp-tlb: outside the
 #                 clone, so a fresh clone builds warm)
-#   KERNEL        baseline | series (default) | series+NAME, see kernel_name
+#   MODE          baseline | series (default): the kernel under test
 #   EXTRA_PATCH   one more patch on top of the series (mutants)
 #   DEBUG         1 selects the debug config (lockdep, KASAN, DEBUG_VM)
 #   JOBS          parallel make jobs (default: number of CPUs)
@@ -34,23 +34,19 @@ die() { printf '[%s] error: %s\n' "$STAGE" "$*" >&2; exit 1; }
 
 config_name() { [ "$DEBUG" = 1 ] && echo debug || echo guest; }
 
-# The kernel under test: what the series stage put in the tree.
-kernel_name() {
-	local name
-	case "$MODE" in
-	baseline) name=baseline ;;
-	series) name=series ;;
-	*) die "MODE must be baseline or series, not '$MODE'" ;;
-	esac
-	if [ -n "$EXTRA_PATCH" ]; then
-		[ "$MODE" = series ] || die "EXTRA_PATCH needs MODE=series"
-		name="$name+$(basename "$EXTRA_PATCH" .patch)"
-	fi
-	echo "$name"
-}
+# The kernel under test, named after what the series stage puts in the tree.
+case "$MODE" in
+baseline | series) KERNEL_NAME=$MODE ;;
+*) die "MODE must be baseline or series, not '$MODE'" ;;
+esac
+if [ -n "$EXTRA_PATCH" ]; then
+	[ "$MODE" = series ] || die "EXTRA_PATCH needs MODE=series"
+	KERNEL_NAME="$KERNEL_NAME+$(basename "$EXTRA_PATCH" .patch)"
+fi
+kernel_name() { echo "$KERNEL_NAME"; }
 
 OBJ_DIR=$BUILD_DIR/obj/$(config_name)
-OUT_DIR=$BUILD_DIR/out/$(kernel_name)-$(config_name)
+OUT_DIR=$BUILD_DIR/out/$KERNEL_NAME-$(config_name)
 STAGES_FILE=$OUT_DIR/stages.tsv
 
 # Run "$@" as one timed step of this stage; the time goes to the results.
