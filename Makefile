@@ -3,6 +3,7 @@
 #   make run          base + series: build, boot, run the tests, summarize
 #   make baseline     the same for the unpatched base
 #   make check        harness self-tests, patch hygiene, then 'make run'
+#   make patches      regenerate patches/ from the kernel tree's dev branch
 #   make <stage>      one stage: deps base series kernel selftests
 #                     initramfs qemu results
 #
@@ -13,7 +14,7 @@
 SHELL := /bin/bash
 STAGES := deps base series kernel selftests initramfs qemu results
 
-.PHONY: all run baseline check selftest-harness hygiene $(STAGES)
+.PHONY: all run baseline check patches $(STAGES)
 
 all: run
 
@@ -32,3 +33,6 @@ baseline:
 
 check:
 	@scripts/check.sh
+
+patches:
+	@scripts/format-patches.sh

@@ -59,14 +59,11 @@
 #ifndef MFD_HUGE_2MB
 #define MFD_HUGE_2MB		(21 << MAP_HUGE_SHIFT)
 #endif
-#ifndef UFFD_FEATURE_WP_HUGETLBFS_SHMEM
-#define UFFD_FEATURE_WP_HUGETLBFS_SHMEM	(1 << 12)
-#endif
 
 #define BASE_PAGE_SIZE		4096UL
 #define HPAGE_SIZE		(2UL << 20)
 #define PATTERN			0x5a5a000000000000UL
-#define PROC_BUF_SIZE		(1UL << 20)
+#define PROC_BUF_SIZE		(1024UL * 1024)
 
 enum mem_type {
 	MEM_ANON,
