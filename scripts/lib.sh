@@ -6,6 +6,7 @@
 #                 and results live (default ~/.cache/uffd-wp-tlb: outside the
 #                 clone, so a fresh clone builds warm)
 #   MODE          baseline | series (default): the kernel under test
+#   SERIES_UPTO   apply only the first N patches of the series (bisection)
 #   EXTRA_PATCH   one more patch on top of the series (mutants)
 #   DEBUG         1 selects the debug config (lockdep, KASAN, DEBUG_VM)
 #   JOBS          parallel make jobs (default: number of CPUs)
@@ -17,6 +18,7 @@ BUILD_DIR=${BUILD_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/uffd-wp-tlb}
 JOBS=${JOBS:-$(nproc)}
 DEBUG=${DEBUG:-0}
 EXTRA_PATCH=${EXTRA_PATCH:-}
+SERIES_UPTO=${SERIES_UPTO:-}
 MODE=${MODE:-series}
 
 # shellcheck source=../configs/base.env
@@ -39,6 +41,11 @@ case "$MODE" in
 baseline | series) KERNEL_NAME=$MODE ;;
 *) die "MODE must be baseline or series, not '$MODE'" ;;
 esac
+if [ -n "$SERIES_UPTO" ]; then
+	[[ "$SERIES_UPTO" =~ ^[0-9]+$ ]] || die "SERIES_UPTO must be a number, not '$SERIES_UPTO'"
+	[ "$MODE" = series ] || die "SERIES_UPTO needs MODE=series"
+	KERNEL_NAME="$KERNEL_NAME@$SERIES_UPTO"
+fi
 if [ -n "$EXTRA_PATCH" ]; then
 	[ "$MODE" = series ] || die "EXTRA_PATCH needs MODE=series"
 	KERNEL_NAME="$KERNEL_NAME+$(basename "$EXTRA_PATCH" .patch)"

@@ -2,6 +2,7 @@
 # Stage "series": put the kernel under test into $BUILD_DIR/linux.
 #   MODE=baseline            the pristine base alone
 #   MODE=series (default)    base + every patch in patches/series, in order
+#   SERIES_UPTO=N            ... only its first N patches (bisection)
 #   EXTRA_PATCH=FILE         ... + one more patch (a mutant)
 # Each kernel is a branch named after it; a branch whose inputs did not
 # change is checked out as is, so the build only sees files that differ.
@@ -49,6 +50,11 @@ fi
 
 mapfile -t patches < <(list_series)
 [ "$MODE" = baseline ] && patches=()
+if [ -n "$SERIES_UPTO" ]; then
+	[ "$SERIES_UPTO" -le "${#patches[@]}" ] ||
+		die "SERIES_UPTO=$SERIES_UPTO, but the series has ${#patches[@]} patches"
+	patches=("${patches[@]:0:$SERIES_UPTO}")
+fi
 if [ -n "$EXTRA_PATCH" ]; then
 	[ -f "$EXTRA_PATCH" ] || die "EXTRA_PATCH not found: $EXTRA_PATCH"
 	patches+=("$(realpath "$EXTRA_PATCH")")

@@ -9,7 +9,7 @@ S=$REPO/scripts
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 export BUILD_DIR=$T/build
-unset MODE EXTRA_PATCH DEBUG TESTS
+unset MODE EXTRA_PATCH SERIES_UPTO DEBUG TESTS
 
 n=0 failed=0
 # check NAME EXPECTED_RC OUTPUT_REGEX -- CMD...: run CMD, check its exit
@@ -94,6 +94,14 @@ check "series: an unchanged series is reused" 0 "reusing branch series" -- \
 check "baseline: the pristine base" 0 "baseline: 0 patches applied" -- \
 	env SERIES_FILE="$T/s/series" MODE=baseline "$S/series.sh"
 check "baseline: tree back at the base" 0 "^int a;" -- cat "$tree/mm/foo.c"
+check "SERIES_UPTO: only the first patches" 0 "series@1: 1 patches applied" -- \
+	env SERIES_FILE="$T/s/series" SERIES_UPTO=1 "$S/series.sh"
+check "SERIES_UPTO: the tree holds the first patch only" 0 "^long b;.*int c;" -- \
+	bash -c "tr '\n' ' ' <$tree/mm/foo.c"
+check "SERIES_UPTO: beyond the series is an error" 1 "SERIES_UPTO=3, but the series has 2 patches" -- \
+	env SERIES_FILE="$T/s/series" SERIES_UPTO=3 "$S/series.sh"
+check "SERIES_UPTO must be a number" 1 "SERIES_UPTO must be a number" -- \
+	env SERIES_UPTO=x "$S/series.sh" --list
 check "extra patch: a conflict names the patch and the file" 1 \
 	"patch does not apply: 0003-mm-conflict.patch \(fails in mm/foo.c\)" -- \
 	env SERIES_FILE="$T/s/series" EXTRA_PATCH="$T/s/0003-mm-conflict.patch" "$S/series.sh"
