@@ -4,6 +4,7 @@
 #   make baseline     the same for the unpatched base
 #   make check        harness self-tests, patch hygiene, then 'make run'
 #   make patches      regenerate patches/ from the kernel tree's dev branch
+#   make bench        benchmarks on the base and the series, as ratios
 #   make <stage>      one stage: deps base series kernel selftests
 #                     initramfs qemu results
 #
@@ -14,7 +15,7 @@
 SHELL := /bin/bash
 STAGES := deps base series kernel selftests initramfs qemu results
 
-.PHONY: all run baseline check patches $(STAGES)
+.PHONY: all run baseline check patches bench $(STAGES)
 
 all: run
 
@@ -36,3 +37,6 @@ check:
 
 patches:
 	@scripts/format-patches.sh
+
+bench:
+	@scripts/bench.sh

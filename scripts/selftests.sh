@@ -4,12 +4,15 @@
 #   - the tree's tools/testing/selftests/vm/userfaultfd;
 #   - this project's regression cases from tools/testing/selftests/vm/ of
 #     the repository (the same files the series adds), so that the baseline
-#     and every mutant run the very same test binaries as the series.
+#     and every mutant run the very same test binaries as the series;
+#   - the benchmarks in bench/ (not part of the series).
 . "$(dirname "$0")/lib.sh"
 need_cmd gcc make
 
 tree_tests=(userfaultfd)
 mapfile -t our_tests < <(cd "$REPO/tools/testing/selftests/vm" 2>/dev/null &&
+	ls -- *.c 2>/dev/null | sed 's/\.c$//')
+mapfile -t benches < <(cd "$REPO/bench" 2>/dev/null &&
 	ls -- *.c 2>/dev/null | sed 's/\.c$//')
 
 log "installing uapi headers of $(kernel_name) into $OBJ_DIR/usr/include"
@@ -23,19 +26,21 @@ bin=$OUT_DIR/selftests
 rm -rf "$work" "$bin"
 mkdir -p "$work" "$bin"
 cp -r "$SRC_DIR/tools/testing/selftests/." "$work/"
-if [ "${#our_tests[@]}" -gt 0 ]; then
-	cp "$REPO"/tools/testing/selftests/vm/*.[ch] "$work/vm/"
-fi
+for dir in "$REPO/tools/testing/selftests/vm" "$REPO/bench"; do
+	if compgen -G "$dir/*.c" >/dev/null; then
+		cp "$dir"/*.c "$work/vm/"
+	fi
+done
 
-log "building ${tree_tests[*]} ${our_tests[*]}"
+log "building ${tree_tests[*]} ${our_tests[*]} ${benches[*]}"
 if ! make -C "$work/vm" top_srcdir="$SRC_DIR" OUTPUT="$bin" \
 	KHDR_INCLUDES="-isystem $OBJ_DIR/usr/include" LDFLAGS=-static \
-	"${tree_tests[@]/#/$bin/}" "${our_tests[@]/#/$bin/}" \
+	"${tree_tests[@]/#/$bin/}" "${our_tests[@]/#/$bin/}" "${benches[@]/#/$bin/}" \
 	>"$OUT_DIR/selftests-build.log" 2>&1; then
 	tail -30 "$OUT_DIR/selftests-build.log" >&2
 	die "selftests build failed (log: $OUT_DIR/selftests-build.log)"
 fi
-for t in "${tree_tests[@]}" "${our_tests[@]}"; do
+for t in "${tree_tests[@]}" "${our_tests[@]}" "${benches[@]}"; do
 	file "$bin/$t" | grep -q 'statically linked' || die "$t is not statically linked"
 done
-stage_done "${#tree_tests[@]} tree + ${#our_tests[@]} project programs"
+stage_done "${#tree_tests[@]} tree + ${#our_tests[@]} project tests + ${#benches[@]} benchmarks"
