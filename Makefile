@@ -5,6 +5,7 @@
 #   make check        harness self-tests, patch hygiene, then 'make run'
 #   make patches      regenerate patches/ from the kernel tree's dev branch
 #   make bench        benchmarks on the base and the series, as ratios
+#   make matrix       base, series and every mutant against configs/matrix.txt
 #   make <stage>      one stage: deps base series kernel selftests
 #                     initramfs qemu results
 #
@@ -15,7 +16,7 @@
 SHELL := /bin/bash
 STAGES := deps base series kernel selftests initramfs qemu results
 
-.PHONY: all run baseline check patches bench $(STAGES)
+.PHONY: all run baseline check patches bench matrix $(STAGES)
 
 all: run
 
@@ -40,3 +41,6 @@ patches:
 
 bench:
 	@scripts/bench.sh
+
+matrix:
+	@scripts/matrix.sh
