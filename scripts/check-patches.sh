@@ -1,8 +1,10 @@
 #!/bin/bash
-# Patch hygiene, as TAP: every patch in patches/ is in the series and the
-# series applies; checkpatch.pl --strict (the base tree's) is clean on each
-# patch; and the selftest sources in tools/testing/selftests/vm/ of this
-# repository are byte-identical to what the series adds to the kernel tree.
+# Patch hygiene, as TAP: patches/ is what 'make patches' makes of the dev
+# branch (when this machine has it); every patch is in the series and the
+# series applies; checkpatch.pl --strict (the base tree's) and codespell
+# are clean on each patch; the selftest sources in
+# tools/testing/selftests/vm/ of this repository are byte-identical to what
+# the series adds to the kernel tree; every mutant applies on the series.
 . "$(dirname "$0")/lib.sh"
 MODE=series EXTRA_PATCH=
 
@@ -19,10 +21,24 @@ result() { # result OK|FAIL DESCRIPTION [DETAILS]
 }
 
 echo "TAP version 13"
+if git -C "$SRC_DIR" rev-parse -q --verify refs/heads/dev >/dev/null; then
+	scratch=$(mktemp -d)
+	PATCHES_DIR=$scratch "$REPO/scripts/format-patches.sh" 2>/dev/null
+	if d=$(diff -r "$scratch" "$REPO/patches"); then
+		result OK "patches/ is what 'make patches' makes of the dev branch"
+	else
+		result FAIL "patches/ is what 'make patches' makes of the dev branch" \
+			"$(echo "$d" | head -20; echo "run 'make patches' (or update the dev branch)")"
+	fi
+	rm -rf "$scratch"
+else
+	n=$((n + 1))
+	echo "ok $n patches/ matches the dev branch # SKIP no dev branch here: patches/ is the source"
+fi
 mapfile -t patches < <("$REPO/scripts/series.sh" --list)
 for f in "$REPO"/patches/*.patch; do
 	[ -e "$f" ] || continue
-	case "$(basename "$f")" in 0000-cover-letter.patch | *-0000-cover-letter.patch) continue ;; esac
+	case "$(basename "$f")" in *0000-cover-letter.patch) continue ;; esac
 	if printf '%s\n' "${patches[@]}" | grep -qxF "$f"; then
 		result OK "$(basename "$f") is in patches/series"
 	else
@@ -37,6 +53,11 @@ else
 fi
 
 for p in "${patches[@]}"; do
+	if out=$(codespell "$p" "$REPO/patches/0000-cover-letter.patch" 2>&1); then
+		result OK "codespell: $(basename "$p")"
+	else
+		result FAIL "codespell: $(basename "$p")" "$out"
+	fi
 	# UNKNOWN_COMMIT_ID: the tarball has no history to look ids up in.
 	# FILE_PATH_CHANGES: asks about MAINTAINERS for any new file; ours are
 	# under tools/testing/selftests/vm/, covered by MEMORY MANAGEMENT.
@@ -69,6 +90,16 @@ for f in "$REPO/$vm"/*; do
 		result FAIL "$rel is identical in the series" "$(echo "$diff" | head -20)"
 	fi
 done
+
+for m in "$REPO"/mutants/*.patch; do
+	[ -e "$m" ] || continue
+	if out=$(EXTRA_PATCH=$m "$REPO/scripts/series.sh" 2>&1); then
+		result OK "mutant $(basename "$m" .patch) applies on the series"
+	else
+		result FAIL "mutant $(basename "$m" .patch) applies on the series" "$(echo "$out" | tail -3)"
+	fi
+done
+"$REPO/scripts/series.sh" >/dev/null 2>&1 || true
 
 echo "1..$n"
 echo "$((n - failed)) passed, $failed failed"

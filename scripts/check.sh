@@ -1,8 +1,9 @@
 #!/bin/bash
 # 'make check': the project's tests, in order of cost: the harness'
-# self-tests, patch hygiene, then the full run (build base + series, boot,
-# run every guest test). Each part's counts are added up; the last line is
-# the total "N passed, N failed, N skipped".
+# self-tests, patch hygiene, bisectability and sparse, the full run (build
+# base + series, boot, run every guest test), and the proof matrix (base,
+# series and every mutant against configs/matrix.txt). Each part's counts
+# are added up; the last line is the total "N passed, N failed, N skipped".
 . "$(dirname "$0")/lib.sh"
 
 total_p=0 total_f=0 total_s=0
@@ -27,7 +28,9 @@ part() {
 part "harness self-tests" "$REPO/scripts/test-harness.sh"
 part "deps and base" bash -c "'$REPO/scripts/deps.sh' && '$REPO/scripts/base.sh' && echo '2 passed, 0 failed'"
 part "patch hygiene" "$REPO/scripts/check-patches.sh"
+part "bisectability and sparse" "$REPO/scripts/check-builds.sh"
 part "guest run: base + series" make -s -C "$REPO" run
+part "proof matrix: base, series, mutants" "$REPO/scripts/matrix.sh"
 echo "=== total"
 echo "$total_p passed, $total_f failed, $total_s skipped"
 [ "$total_f" = 0 ]

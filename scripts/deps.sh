@@ -8,7 +8,8 @@ packages=(
 	build-essential bc bison flex libelf-dev libssl-dev dwarves kmod cpio
 	xz-utils ccache rsync file
 	busybox-static qemu-system-x86
-	sparse codespell perl python3 python3-ply python3-git git
+	sparse codespell perl python3 python3-ply python3-git git git-email
+	libmailtools-perl libemail-valid-perl libio-socket-ssl-perl
 )
 
 missing=()
