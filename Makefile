@@ -6,6 +6,7 @@
 #   make patches      regenerate patches/ from the kernel tree's dev branch
 #   make bench        benchmarks on the base and the series, as ratios
 #   make matrix       base, series and every mutant against configs/matrix.txt
+#   make mail         git send-email --dry-run of patches/ (needs SENDER)
 #   make <stage>      one stage: deps base series kernel selftests
 #                     initramfs qemu results
 #
@@ -16,7 +17,7 @@
 SHELL := /bin/bash
 STAGES := deps base series kernel selftests initramfs qemu results
 
-.PHONY: all run baseline check patches bench matrix $(STAGES)
+.PHONY: all run baseline check patches bench matrix mail $(STAGES)
 
 all: run
 
@@ -44,3 +45,6 @@ bench:
 
 matrix:
 	@scripts/matrix.sh
+
+mail:
+	@scripts/mail.sh
