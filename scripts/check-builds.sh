@@ -10,17 +10,6 @@
 need_cmd sparse
 unset EXTRA_PATCH
 
-n=0 failed=0
-result() { # result OK|FAIL DESCRIPTION [DETAILS]
-	n=$((n + 1))
-	if [ "$1" = OK ]; then
-		echo "ok $n $2"
-	else
-		echo "not ok $n $2"
-		[ -z "${3:-}" ] || echo "$3" | sed 's/^/#   /'
-		failed=$((failed + 1))
-	fi
-}
 
 echo "TAP version 13"
 total=$(MODE=series "$REPO/scripts/series.sh" --list | grep -c . || true)
@@ -31,12 +20,12 @@ for i in $(seq 1 "$total"); do
 		log=$BUILD_DIR/out/series@$i-$(config_name)/kernel-build.log
 		warn=$(grep 'warning:' "$log" || true)
 		if [ -z "$warn" ]; then
-			result OK "series@$i builds without warnings ($(($(date +%s) - start))s)"
+			tap_result OK "series@$i builds without warnings ($(($(date +%s) - start))s)"
 		else
-			result FAIL "series@$i builds without warnings" "$warn"
+			tap_result FAIL "series@$i builds without warnings" "$warn"
 		fi
 	else
-		result FAIL "series@$i builds" "$(echo "$out" | tail -10)"
+		tap_result FAIL "series@$i builds" "$(echo "$out" | tail -10)"
 	fi
 done
 
@@ -56,14 +45,12 @@ if [ "${#objs[@]}" -gt 0 ]; then
 	series=$(sparse_of series "${objs[@]}")
 	new=$(comm -13 <(echo "$base") <(echo "$series"))
 	if [ -z "$new" ]; then
-		result OK "sparse: no new warnings in ${objs[*]}"
+		tap_result OK "sparse: no new warnings in ${objs[*]}"
 	else
-		result FAIL "sparse: no new warnings in ${objs[*]}" "$new"
+		tap_result FAIL "sparse: no new warnings in ${objs[*]}" "$new"
 	fi
 	# The object tree must match the series again for later stages.
 	"$REPO/scripts/kernel.sh" >/dev/null 2>&1 || true
 fi
 
-echo "1..$n"
-echo "$((n - failed)) passed, $failed failed"
-[ "$failed" = 0 ]
+tap_end

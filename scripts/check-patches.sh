@@ -8,55 +8,43 @@
 . "$(dirname "$0")/lib.sh"
 MODE=series EXTRA_PATCH=
 
-n=0 failed=0
-result() { # result OK|FAIL DESCRIPTION [DETAILS]
-	n=$((n + 1))
-	if [ "$1" = OK ]; then
-		echo "ok $n $2"
-	else
-		echo "not ok $n $2"
-		[ -z "${3:-}" ] || echo "$3" | sed 's/^/#   /'
-		failed=$((failed + 1))
-	fi
-}
 
 echo "TAP version 13"
 if git -C "$SRC_DIR" rev-parse -q --verify refs/heads/dev >/dev/null; then
 	scratch=$(mktemp -d)
 	PATCHES_DIR=$scratch "$REPO/scripts/format-patches.sh" 2>/dev/null
 	if d=$(diff -r "$scratch" "$REPO/patches"); then
-		result OK "patches/ is what 'make patches' makes of the dev branch"
+		tap_result OK "patches/ is what 'make patches' makes of the dev branch"
 	else
-		result FAIL "patches/ is what 'make patches' makes of the dev branch" \
+		tap_result FAIL "patches/ is what 'make patches' makes of the dev branch" \
 			"$(echo "$d" | head -20; echo "run 'make patches' (or update the dev branch)")"
 	fi
 	rm -rf "$scratch"
 else
-	n=$((n + 1))
-	echo "ok $n patches/ matches the dev branch # SKIP no dev branch here: patches/ is the source"
+	tap_skip "patches/ matches the dev branch" "no dev branch here: patches/ is the source"
 fi
 mapfile -t patches < <("$REPO/scripts/series.sh" --list)
 for f in "$REPO"/patches/*.patch; do
 	[ -e "$f" ] || continue
 	case "$(basename "$f")" in *0000-cover-letter.patch) continue ;; esac
 	if printf '%s\n' "${patches[@]}" | grep -qxF "$f"; then
-		result OK "$(basename "$f") is in patches/series"
+		tap_result OK "$(basename "$f") is in patches/series"
 	else
-		result FAIL "$(basename "$f") is in patches/series" "not listed: it would never be applied"
+		tap_result FAIL "$(basename "$f") is in patches/series" "not listed: it would never be applied"
 	fi
 done
 
 if out=$("$REPO/scripts/series.sh" 2>&1); then
-	result OK "the series applies to $BASE_TAG"
+	tap_result OK "the series applies to $BASE_TAG"
 else
-	result FAIL "the series applies to $BASE_TAG" "$(echo "$out" | tail -5)"
+	tap_result FAIL "the series applies to $BASE_TAG" "$(echo "$out" | tail -5)"
 fi
 
 for p in "${patches[@]}"; do
-	if out=$(codespell "$p" "$REPO/patches/0000-cover-letter.patch" 2>&1); then
-		result OK "codespell: $(basename "$p")"
+	if out=$(codespell "$p" 2>&1); then
+		tap_result OK "codespell: $(basename "$p")"
 	else
-		result FAIL "codespell: $(basename "$p")" "$out"
+		tap_result FAIL "codespell: $(basename "$p")" "$out"
 	fi
 	# UNKNOWN_COMMIT_ID: the tarball has no history to look ids up in.
 	# FILE_PATH_CHANGES: asks about MAINTAINERS for any new file; ours are
@@ -65,9 +53,18 @@ for p in "${patches[@]}"; do
 	out=$(cd "$SRC_DIR" && PATH=/usr/bin:$PATH ./scripts/checkpatch.pl --strict --quiet \
 		--ignore UNKNOWN_COMMIT_ID,FILE_PATH_CHANGES "$p" 2>&1 || true)
 	if [ -z "$out" ]; then
-		result OK "checkpatch --strict: $(basename "$p")"
+		tap_result OK "checkpatch --strict: $(basename "$p")"
 	else
-		result FAIL "checkpatch --strict: $(basename "$p")" "$out"
+		tap_result FAIL "checkpatch --strict: $(basename "$p")" "$out"
+	fi
+done
+
+for f in "$REPO"/patches/*0000-cover-letter.patch; do
+	[ -e "$f" ] || continue
+	if out=$(codespell "$f" 2>&1); then
+		tap_result OK "codespell: $(basename "$f")"
+	else
+		tap_result FAIL "codespell: $(basename "$f")" "$out"
 	fi
 done
 
@@ -77,30 +74,28 @@ vm=tools/testing/selftests/vm
 mapfile -t added < <(git -C "$SRC_DIR" diff --name-only --diff-filter=A \
 	"$BASE_TAG" series -- "$vm")
 for f in "${added[@]}"; do
-	[ -f "$REPO/$f" ] || result FAIL "$f: the series adds it, the repository lacks it"
+	[ -f "$REPO/$f" ] || tap_result FAIL "$f: the series adds it, the repository lacks it"
 done
 for f in "$REPO/$vm"/*; do
 	[ -f "$f" ] || continue
 	rel=$vm/$(basename "$f")
 	if ! git -C "$SRC_DIR" cat-file -e "series:$rel" 2>/dev/null; then
-		result FAIL "$rel is in the series" "no patch in patches/series adds it"
+		tap_result FAIL "$rel is in the series" "no patch in patches/series adds it"
 	elif diff=$(git -C "$SRC_DIR" show "series:$rel" | diff -u - "$f"); then
-		result OK "$rel is identical in the series"
+		tap_result OK "$rel is identical in the series"
 	else
-		result FAIL "$rel is identical in the series" "$(echo "$diff" | head -20)"
+		tap_result FAIL "$rel is identical in the series" "$(echo "$diff" | head -20)"
 	fi
 done
 
 for m in "$REPO"/mutants/*.patch; do
 	[ -e "$m" ] || continue
 	if out=$(EXTRA_PATCH=$m "$REPO/scripts/series.sh" 2>&1); then
-		result OK "mutant $(basename "$m" .patch) applies on the series"
+		tap_result OK "mutant $(basename "$m" .patch) applies on the series"
 	else
-		result FAIL "mutant $(basename "$m" .patch) applies on the series" "$(echo "$out" | tail -3)"
+		tap_result FAIL "mutant $(basename "$m" .patch) applies on the series" "$(echo "$out" | tail -3)"
 	fi
 done
 "$REPO/scripts/series.sh" >/dev/null 2>&1 || true
 
-echo "1..$n"
-echo "$((n - failed)) passed, $failed failed"
-[ "$failed" = 0 ]
+tap_end

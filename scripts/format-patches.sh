@@ -3,10 +3,12 @@
 # branch of the kernel tree (BRANCH, default "dev"), where patches are
 # developed: git format-patch against the base tag, one file per commit,
 # and the cover letter filled from Documentation/cover-letter.txt.
+#   VERSION       the series version, git format-patch -v (default 1)
 #   PATCHES_DIR   where to write (default patches/; check-patches.sh
 #                 regenerates into a scratch dir and compares)
 . "$(dirname "$0")/lib.sh"
 BRANCH=${BRANCH:-dev}
+VERSION=${VERSION:-1}
 PATCHES_DIR=${PATCHES_DIR:-$REPO/patches}
 mkdir -p "$PATCHES_DIR"
 
@@ -16,13 +18,13 @@ author=$(git -C "$SRC_DIR" log -1 --format='%an' "$BRANCH")
 email=$(git -C "$SRC_DIR" log -1 --format='%ae' "$BRANCH")
 rm -f "$PATCHES_DIR"/*.patch
 git -C "$SRC_DIR" -c user.name="$author" -c user.email="$email" format-patch -q \
-	--cover-letter --subject-prefix="PATCH 6.1" --zero-commit --no-signature \
+	--cover-letter -v"$VERSION" --subject-prefix="PATCH 6.1" --zero-commit --no-signature \
 	--base="$BASE_TAG" -o "$PATCHES_DIR" "$BASE_TAG..$BRANCH"
 
 # Fill the cover letter from its source: the first line is the subject,
 # the rest the text. Its date is the last commit's, so that regenerating
 # an unchanged branch gives byte-identical files.
-cover=$PATCHES_DIR/0000-cover-letter.patch
+cover=$(ls "$PATCHES_DIR"/*0000-cover-letter.patch)
 src=$REPO/Documentation/cover-letter.txt
 date=$(git -C "$SRC_DIR" log -1 --format='%aD' "$BRANCH")
 python3 - "$cover" "$src" "$date" <<'PY'

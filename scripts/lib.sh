@@ -76,3 +76,27 @@ need_cmd() {
 			die "'$c' not found: run 'make deps' first"
 	done
 }
+
+# TAP for the check scripts: tap_result OK|FAIL DESCRIPTION [DETAILS], then
+# tap_end prints the plan and the "N passed, N failed" line and sets the
+# exit status.
+tap_n=0 tap_failed=0
+tap_result() {
+	tap_n=$((tap_n + 1))
+	if [ "$1" = OK ]; then
+		echo "ok $tap_n $2"
+	else
+		echo "not ok $tap_n $2"
+		[ -z "${3:-}" ] || echo "$3" | sed 's/^/#   /'
+		tap_failed=$((tap_failed + 1))
+	fi
+}
+tap_skip() {
+	tap_n=$((tap_n + 1))
+	echo "ok $tap_n $1 # SKIP $2"
+}
+tap_end() {
+	echo "1..$tap_n"
+	echo "$((tap_n - tap_failed)) passed, $tap_failed failed"
+	[ "$tap_failed" = 0 ]
+}
