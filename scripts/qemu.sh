@@ -53,9 +53,6 @@ if [ "$ACCEL" = kvm ] && [ ! -w "$KVM_DEV" ]; then
 	log "KVM asked for, but $KVM_DEV is absent or not writable: falling back to TCG"
 	ACCEL=tcg
 fi
-kernel=$OUT_DIR/bzImage
-initrd=$OUT_DIR/initramfs.cpio.gz
-log_file=$OUT_DIR/console.log
 [ -f "$kernel" ] || die "no kernel at $kernel: run the kernel stage first"
 [ -f "$initrd" ] || die "no initramfs at $initrd: run the initramfs stage first"
 
