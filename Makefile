@@ -11,7 +11,7 @@
 #                     initramfs qemu results
 #
 # Settings (make VAR=value or environment): MODE=baseline|series,
-# EXTRA_PATCH=file, DEBUG=1, ACCEL=tcg|kvm, TESTS='glob ...', BUILD_DIR,
+# EXTRA_PATCH='file...', DEBUG=1, ACCEL=tcg|kvm, TESTS='glob ...', BUILD_DIR,
 # JOBS, GUEST_TIMEOUT. Each is described in the script that reads it.
 
 SHELL := /bin/bash

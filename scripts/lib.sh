@@ -7,7 +7,8 @@
 #                 clone, so a fresh clone builds warm)
 #   MODE          baseline | series (default): the kernel under test
 #   SERIES_UPTO   apply only the first N patches of the series (bisection)
-#   EXTRA_PATCH   one more patch on top of the series (mutants)
+#   EXTRA_PATCH   more patches on top of the series, space-separated, in
+#                 order (mutants; the kernel is named series+A+B...)
 #   DEBUG         1 selects the debug config (lockdep, KASAN, DEBUG_VM)
 #   JOBS          parallel make jobs (default: number of CPUs)
 
@@ -48,7 +49,9 @@ if [ -n "$SERIES_UPTO" ]; then
 fi
 if [ -n "$EXTRA_PATCH" ]; then
 	[ "$MODE" = series ] || die "EXTRA_PATCH needs MODE=series"
-	KERNEL_NAME="$KERNEL_NAME+$(basename "$EXTRA_PATCH" .patch)"
+	for p in $EXTRA_PATCH; do
+		KERNEL_NAME="$KERNEL_NAME+$(basename "$p" .patch)"
+	done
 fi
 kernel_name() { echo "$KERNEL_NAME"; }
 

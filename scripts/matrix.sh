@@ -2,7 +2,9 @@
 # 'make matrix': the proof that the tests bite. Builds and boots every
 # kernel named in the header of configs/matrix.txt -- the base, the series,
 # and each mutant (mutants/NAME.patch on top of the series) -- runs the
-# tests named by its rows, and compares each verdict with the expected one:
+# tests named by its rows, and compares each verdict with the expected one.
+# A row TEST/CASE is the verdict of one test case of TEST's kselftest
+# harness output (CASE: its name, or the last dot-separated parts of it).
 #   pass   the test must pass        fail   the test must fail
 #   -      not compared (the test still runs, its verdict is shown)
 # Any mismatch fails the run. Prints the matrix, expected/actual, to
@@ -15,28 +17,40 @@ unset EXTRA_PATCH SERIES_UPTO
 
 table=$(grep -v '^[[:space:]]*#' "$MATRIX_FILE" | grep .)
 read -r -a kernels <<<"$(echo "$table" | head -1 | cut -d' ' -f2- | xargs)"
-mapfile -t tests < <(echo "$table" | tail -n +2 | awk '{ print $1 }')
-[ "${#kernels[@]}" -gt 0 ] && [ "${#tests[@]}" -gt 0 ] ||
+mapfile -t rows < <(echo "$table" | tail -n +2 | awk '{ print $1 }')
+[ "${#kernels[@]}" -gt 0 ] && [ "${#rows[@]}" -gt 0 ] ||
 	die "$MATRIX_FILE: needs a header line (test KERNEL...) and one row per test"
+# The tests to run: the rows' TEST parts.
+mapfile -t tests < <(printf '%s\n' "${rows[@]%%/*}" | awk '!seen[$0]++')
 
-# kernel_env KERNEL: the settings that select it.
+# kernel_env KERNEL: the settings that select it, one per line. A mutant
+# column may stack mutants: A+B is mutants/A.patch, then mutants/B.patch.
 kernel_env() {
+	local m patches=()
 	case "$1" in
 	baseline) echo "MODE=baseline" ;;
 	series) echo "MODE=series" ;;
 	*)
-		[ -f "$REPO/mutants/$1.patch" ] || die "no mutant patch mutants/$1.patch"
-		echo "MODE=series EXTRA_PATCH=$REPO/mutants/$1.patch" ;;
+		for m in ${1//+/ }; do
+			[ -f "$REPO/mutants/$m.patch" ] || die "no mutant patch mutants/$m.patch"
+			patches+=("$REPO/mutants/$m.patch")
+		done
+		echo "MODE=series"
+		echo "EXTRA_PATCH=${patches[*]}" ;;
 	esac
 }
 
-# verdict LOG TEST: pass, fail, skip, or "none" when it never reported.
+# verdict LOG ROW: pass, fail, skip, or "none" when it never reported.
 verdict() {
 	local line
-	line=$(console_tap "$1" | grep -E "^(not )?ok [0-9]+ $2( |$)" | head -1)
+	case "$2" in
+	*/*) line=$(tr -d '\r' <"$1" |
+		grep -E "^# (not )?ok [0-9]+ ([^ ]*\.)?${2#*/}( |$)" | head -1) ;;
+	*) line=$(console_tap "$1" | grep -E "^(not )?ok [0-9]+ $2( |$)" | head -1) ;;
+	esac
 	case "$line" in
 	"") echo none ;;
-	"not ok"*) echo fail ;;
+	*"not ok"*) echo fail ;;
 	*"# SKIP"*) echo skip ;;
 	*) echo pass ;;
 	esac
@@ -49,28 +63,34 @@ done
 declare -A actual times
 for k in "${kernels[@]}"; do
 	start=$(date +%s)
-	log "=== kernel $k: $(kernel_env "$k")"
+	mapfile -t kenv < <(kernel_env "$k")
+	log "=== kernel $k: ${kenv[*]}"
 	for s in series kernel selftests initramfs qemu; do
-		# shellcheck disable=SC2046
-		env $(kernel_env "$k") TESTS="${tests[*]}" "$REPO/scripts/$s.sh" ||
+		env "${kenv[@]}" TESTS="${tests[*]}" "$REPO/scripts/$s.sh" ||
 			[ "$s" = qemu ] || die "kernel $k: stage $s failed"
 	done
-	out=$(env $(kernel_env "$k") bash -c ". '$REPO/scripts/lib.sh'; echo \$OUT_DIR")
-	for t in "${tests[@]}"; do
+	out=$(env "${kenv[@]}" bash -c ". '$REPO/scripts/lib.sh'; echo \$OUT_DIR")
+	for t in "${rows[@]}"; do
 		actual[$k/$t]=$(verdict "$out/console.log" "$t")
 	done
 	times[$k]=$(($(date +%s) - start))
 done
 
+# Column widths: the longest row name; each kernel's name, or a cell.
+tw=8
+for t in "${rows[@]}"; do [ "${#t}" -le "$tw" ] || tw=${#t}; done
+kw=()
+for k in "${kernels[@]}"; do kw+=("$((${#k} > 18 ? ${#k} : 18))"); done
+
 passed=0 failed=0
 {
 	echo "== proof matrix: expected/actual per test and kernel ($(config_name) config)"
-	printf '%-26s' test
-	printf ' %-22s' "${kernels[@]}"
+	printf '%-*s' "$tw" test
+	for i in "${!kernels[@]}"; do printf ' %-*s' "${kw[$i]}" "${kernels[$i]}"; done
 	echo
 	while read -r t expect; do
 		read -r -a want <<<"$expect"
-		printf '%-26s' "$t"
+		printf '%-*s' "$tw" "$t"
 		for i in "${!kernels[@]}"; do
 			k=${kernels[$i]} w=${want[$i]:--} a=${actual[${kernels[$i]}/$t]}
 			mark=""
@@ -82,12 +102,12 @@ passed=0 failed=0
 					mark=" MISMATCH"
 				fi
 			fi
-			printf ' %-22s' "$w/$a$mark"
+			printf ' %-*s' "${kw[$i]}" "$w/$a$mark"
 		done
 		echo
 	done < <(echo "$table" | tail -n +2)
-	printf '%-26s' "time (s)"
-	for k in "${kernels[@]}"; do printf ' %-22s' "${times[$k]}"; done
+	printf '%-*s' "$tw" "time (s)"
+	for i in "${!kernels[@]}"; do printf ' %-*s' "${kw[$i]}" "${times[${kernels[$i]}]}"; done
 	echo
 	echo
 	echo "$passed passed, $failed failed"

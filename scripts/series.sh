@@ -3,7 +3,7 @@
 #   MODE=baseline            the pristine base alone
 #   MODE=series (default)    base + every patch in patches/series, in order
 #   SERIES_UPTO=N            ... only its first N patches (bisection)
-#   EXTRA_PATCH=FILE         ... + one more patch (a mutant)
+#   EXTRA_PATCH='FILE...'    ... + more patches, in order (mutants)
 # Each kernel is a branch named after it; a branch whose inputs did not
 # change is checked out as is, so the build only sees files that differ.
 #
@@ -56,8 +56,10 @@ if [ -n "$SERIES_UPTO" ]; then
 	patches=("${patches[@]:0:$SERIES_UPTO}")
 fi
 if [ -n "$EXTRA_PATCH" ]; then
-	[ -f "$EXTRA_PATCH" ] || die "EXTRA_PATCH not found: $EXTRA_PATCH"
-	patches+=("$(realpath "$EXTRA_PATCH")")
+	for p in $EXTRA_PATCH; do
+		[ -f "$p" ] || die "EXTRA_PATCH not found: $p"
+		patches+=("$(realpath "$p")")
+	done
 fi
 name=$(kernel_name)
 

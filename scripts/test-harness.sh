@@ -66,7 +66,7 @@ check "series: two patches on one line are refused" 1 "one patch per line" -- \
 . "$REPO/configs/base.env"
 tree=$BUILD_DIR/linux
 mkdir -p "$tree/mm"
-printf 'int b;\n%.0s' 1 2 3 4 5 6 7 >"$tree/mm/foo.c"
+printf 'int b;\n%.0s' {1..13} >"$tree/mm/foo.c"
 sed -i '1s/.*/int a;/; 7s/.*/int c;/' "$tree/mm/foo.c"
 git -C "$tree" init -q
 git -C "$tree" add -A
@@ -107,6 +107,15 @@ check "extra patch: a conflict names the patch and the file" 1 \
 	env SERIES_FILE="$T/s/series" EXTRA_PATCH="$T/s/0003-mm-conflict.patch" "$S/series.sh"
 check "extra patch: the failed am left no state behind" 0 "^$" -- \
 	bash -c "ls -d $tree/.git/rebase-apply 2>/dev/null; true"
+mk_patch "$T/s/0004-mm-d.patch" '12s/int b;/char d;/' "mm: d"
+printf '0001-mm-b.patch\n' >"$T/s/series1"
+check "extra patches: stacked in order, named after each" 0 \
+	"series\+0002-mm-c\+0004-mm-d: 3 patches applied" -- \
+	env SERIES_FILE="$T/s/series1" EXTRA_PATCH="$T/s/0002-mm-c.patch $T/s/0004-mm-d.patch" "$S/series.sh"
+check "extra patches: the tree holds all three" 0 "^long b;.*long c;.*char d;" -- \
+	bash -c "tr '\n' ' ' <$tree/mm/foo.c"
+check "extra patches: a missing one is named" 1 "EXTRA_PATCH not found: $T/s/none.patch" -- \
+	env SERIES_FILE="$T/s/series1" EXTRA_PATCH="$T/s/0002-mm-c.patch $T/s/none.patch" "$S/series.sh"
 printf '0003-mm-conflict.patch\n0001-mm-b.patch\n' >"$T/s/series2"
 check "series: a later patch that does not apply is named" 1 \
 	"patch does not apply: 0001-mm-b.patch \(fails in mm/foo.c\)" -- \

@@ -55,6 +55,28 @@
  *    U runs: nr_tlb_local_flush_one over the loop with U running must exceed
  *    the control by at least N / 2 (about N expected). Without the check it
  *    exceeds it by about 0. The child checks that its pages kept their data.
+ *
+ *  - copy_loses_no_write (anon only), the correctness guard: a write fault
+ *    that copies a page while a flush is pending loses no write made
+ *    through a stale TLB entry. Each of 32 rounds uses a fresh page P at
+ *    the start of a region C, followed by 4 GiB of zero-page PTEs, all
+ *    registered for uffd-wp:
+ *      W (CPU 1) increments a word of P nonstop, so its TLB entry is hot;
+ *      the main thread (CPU 0) protects C: P is made read-only first, the
+ *        flush comes at the end, after the 4 GiB;
+ *      U (CPU 3), a quarter into it, unprotects C: P first again;
+ *      F (CPU 2), halfway into it, writes another word of P, which it
+ *        never touched: its fault finds P read-only without the uffd-wp
+ *        bit, and reuses or copies P; a uffd-wp fault on the way is
+ *        resolved by H (CPU 3), which unprotects the page.
+ *    Oracle: W's word equals the number of increments W made. A copy made
+ *    while W can still write to the old page through its stale, writable
+ *    TLB entry loses W's increments until wp_page_copy() flushes. On 6.1
+ *    other layers keep this from happening: the protect holds mmap_lock
+ *    for write, so neither U nor F runs during it, and P is exclusive, so
+ *    F reuses it. The test prints, per run, in how many rounds F's fault
+ *    completed within the protect without a uffd-wp fault, and in how
+ *    many P was copied (its PFN in /proc/self/pagemap changed).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -67,6 +89,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -76,6 +99,10 @@
 #include <linux/userfaultfd.h>
 
 #include "../kselftest_harness.h"
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ	22
+#endif
 
 #define BASE_PAGE_SIZE		4096UL
 #define PATTERN			0x5a5a000000000000UL
@@ -480,15 +507,22 @@ static void stop_unprotector(pthread_t thr, struct unprotector *u)
 	pthread_join(thr, NULL);
 }
 
-/* Needs CPUs 0 and 1; pins the calling thread to CPU 0. */
-static const char *pin_main(void)
+/* Needs CPUs 0 to @nr_cpus - 1; pins the calling thread to CPU 0. */
+static const char *pin_main(int nr_cpus)
 {
+	static char why[32];
 	cpu_set_t set;
+	int cpu;
 
 	if (sched_getaffinity(0, sizeof(set), &set))
 		return "sched_getaffinity failed";
-	if (CPU_COUNT(&set) < 2 || !CPU_ISSET(0, &set) || !CPU_ISSET(1, &set))
-		return "needs CPUs 0 and 1";
+	for (cpu = 0; cpu < nr_cpus; cpu++) {
+		if (!CPU_ISSET(cpu, &set)) {
+			snprintf(why, sizeof(why), "needs CPUs 0 to %d",
+				 nr_cpus - 1);
+			return why;
+		}
+	}
 	if (pin_self(0))
 		return "cannot pin to CPU 0";
 	return NULL;
@@ -506,7 +540,7 @@ TEST_F(flush_pending, reuse_does_not_flush)
 
 	if (_metadata->skip)
 		return;
-	why = pin_main();
+	why = pin_main(2);
 	if (why)
 		SKIP(return, "%s", why);
 
@@ -606,7 +640,7 @@ TEST_F(flush_pending, copy_flushes)
 		return;
 	if (variant->type != MEM_ANON)
 		SKIP(return, "shared mappings reuse pages, they never copy");
-	why = pin_main();
+	why = pin_main(2);
 	if (why)
 		SKIP(return, "%s", why);
 
@@ -664,6 +698,291 @@ TEST_F(flush_pending, copy_flushes)
 	EXPECT_LE(n / 2, run.local_one - ctl.local_one)
 		TH_LOG("copying write faults flushed %lld pages with a flush pending, %lld without",
 		       run.local_one, ctl.local_one);
+}
+
+/*
+ * copy_loses_no_write: the threads, each on its own CPU, and the stale
+ * TLB entry whose writes a copying fault could lose.
+ */
+#define GUARD_ROUNDS		32
+#define GUARD_WARM_WRITES	1000
+#define GUARD_SETTLE_MS		10
+/* Zero-page PTEs after the rounds' pages, to make the ioctls last long. */
+#define GUARD_TAIL_SIZE		(4UL << 30)
+#define W_SLOT			8	/* word of the hot writer W in a page */
+#define F_SLOT			16	/* word of the faulting thread F */
+
+struct guard {
+	int uffd;
+	char *c;			/* region C */
+	size_t c_size;
+	char *page;			/* the round's page of C */
+	int stop_w;
+	unsigned long issued;		/* W's increments of its slot */
+	unsigned long long go_u_ns;	/* when U unprotects C; 0: not yet */
+	unsigned long long go_f_ns;	/* when F writes; 0: not yet */
+	unsigned long long f_done_ns;	/* when F's write completed */
+	int stop_h;
+	unsigned long msgs;		/* uffd-wp faults resolved by H */
+	int ready;			/* threads running on their CPUs */
+	int err;
+	int pin_err;
+};
+
+static unsigned long long now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* Created on CPU 0, a thread only leaves it once pinned elsewhere. */
+static void guard_pin(struct guard *g, int cpu)
+{
+	if (pin_self(cpu))
+		__atomic_store_n(&g->pin_err, errno, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&g->ready, 1, __ATOMIC_RELEASE);
+}
+
+static void guard_wait_ready(struct guard *g, int nr)
+{
+	while (__atomic_load_n(&g->ready, __ATOMIC_ACQUIRE) < nr)
+		poll(NULL, 0, 1);
+}
+
+/*
+ * Wait until the time in *@go_ns, which is 0 until it is set: asleep until
+ * a millisecond before, so that W keeps a host CPU under TCG, then spinning.
+ */
+static void guard_wait_go(unsigned long long *go_ns)
+{
+	unsigned long long go;
+	struct timespec ts;
+
+	while (!(go = __atomic_load_n(go_ns, __ATOMIC_ACQUIRE)))
+		poll(NULL, 0, 1);
+	if (go > now_ns() + 1000000ULL) {
+		go -= 1000000ULL;
+		ts.tv_sec = go / 1000000000ULL;
+		ts.tv_nsec = go % 1000000000ULL;
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+		go += 1000000ULL;
+	}
+	while (now_ns() < go)
+		;
+}
+
+static void guard_set_error(struct guard *g)
+{
+	__atomic_store_n(&g->err, errno, __ATOMIC_RELAXED);
+}
+
+/* W, CPU 1: increments its slot nonstop, so its TLB entry stays hot. */
+static void *guard_writer_fn(void *arg)
+{
+	struct guard *g = arg;
+	unsigned long *p = (unsigned long *)g->page + W_SLOT;
+
+	guard_pin(g, 1);
+	while (!__atomic_load_n(&g->stop_w, __ATOMIC_RELAXED)) {
+		/* From memory: a lost write stays lost. */
+		inc_word(p);
+		__atomic_store_n(&g->issued, g->issued + 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+/* F, CPU 2: one write to the page, which it never touched before. */
+static void *guard_fault_fn(void *arg)
+{
+	struct guard *g = arg;
+
+	guard_pin(g, 2);
+	guard_wait_go(&g->go_f_ns);
+	store_word((unsigned long *)g->page + F_SLOT, 1);
+	__atomic_store_n(&g->f_done_ns, now_ns(), __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* U, CPU 3: one unprotect of C, which starts with the page. */
+static void *guard_unprotect_fn(void *arg)
+{
+	struct guard *g = arg;
+
+	guard_pin(g, 3);
+	guard_wait_go(&g->go_u_ns);
+	if (uffd_wp_ioctl(g->uffd, g->c, g->c_size, 0))
+		guard_set_error(g);
+	return NULL;
+}
+
+/* H, CPU 3: resolves every uffd-wp fault by unprotecting its page. */
+static void *guard_handler_fn(void *arg)
+{
+	struct guard *g = arg;
+	struct pollfd pfd = { .fd = g->uffd, .events = POLLIN };
+	struct uffd_msg msg;
+	unsigned long page;
+
+	guard_pin(g, 3);
+	while (!__atomic_load_n(&g->stop_h, __ATOMIC_ACQUIRE)) {
+		if (poll(&pfd, 1, 1) <= 0)
+			continue;
+		if (read(g->uffd, &msg, sizeof(msg)) != sizeof(msg))
+			continue;
+		if (msg.event != UFFD_EVENT_PAGEFAULT ||
+		    !(msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP))
+			continue;
+		page = msg.arg.pagefault.address & ~(BASE_PAGE_SIZE - 1);
+		if (uffd_wp_ioctl(g->uffd, (void *)page, BASE_PAGE_SIZE, 0))
+			guard_set_error(g);
+		__atomic_add_fetch(&g->msgs, 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+/* The PFN mapped at @addr, 0 if not present or not visible. */
+static unsigned long long pfn_of(void *addr)
+{
+	unsigned long long entry = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &entry, sizeof(entry),
+		  (unsigned long)addr / BASE_PAGE_SIZE * sizeof(entry)) !=
+	    sizeof(entry))
+		entry = 0;
+	close(fd);
+	return entry >> 63 ? entry & ((1ULL << 55) - 1) : 0;
+}
+
+TEST_F(flush_pending, copy_loses_no_write)
+{
+	unsigned long long t0, t1, prot_ns, pfn0, pfn1;
+	unsigned long k, issued, lost, msgs, lost_total = 0, bad_f = 0;
+	unsigned long raced = 0, copied = 0;
+	struct guard g = { .uffd = self->uffd };
+	pthread_t h, w, f, u;
+	const char *why;
+	bool in_race;
+	int ret;
+
+	if (_metadata->skip)
+		return;
+	if (variant->type != MEM_ANON)
+		SKIP(return, "shared mappings reuse pages, they never copy");
+	why = pin_main(4);
+	if (why)
+		SKIP(return, "%s", why);
+
+	/*
+	 * Region C: one page per round, then zero-page PTEs (page tables
+	 * only), which every ioctl over C visits after the round's page.
+	 */
+	g.c_size = GUARD_ROUNDS * BASE_PAGE_SIZE + GUARD_TAIL_SIZE;
+	g.c = mmap(NULL, g.c_size, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	ASSERT_NE(MAP_FAILED, g.c);
+	madvise(g.c, g.c_size, MADV_NOHUGEPAGE);
+	ASSERT_EQ(0, madvise(g.c, g.c_size, MADV_POPULATE_READ))
+		TH_LOG("MADV_POPULATE_READ: %s", strerror(errno));
+	ret = register_wp(self->uffd, g.c, g.c_size);
+	ASSERT_EQ(0, ret)
+		TH_LOG("UFFDIO_REGISTER(WP) of C: %s", strerror(-ret));
+	t0 = now_ns();
+	ASSERT_EQ(0, uffd_wp_ioctl(self->uffd, g.c, g.c_size,
+				   UFFDIO_WRITEPROTECT_MODE_WP))
+		TH_LOG("UFFDIO_WRITEPROTECT(WP): %s", strerror(errno));
+	prot_ns = now_ns() - t0;
+	ASSERT_EQ(0, uffd_wp_ioctl(self->uffd, g.c, g.c_size, 0))
+		TH_LOG("UFFDIO_WRITEPROTECT(0): %s", strerror(errno));
+
+	ASSERT_EQ(0, pthread_create(&h, NULL, guard_handler_fn, &g));
+	guard_wait_ready(&g, 1);
+	ksft_print_msg("round N: protect time, F's write done (after the protect),\n");
+	ksft_print_msg("  within it without uffd-wp fault or not, page, W's writes lost/made\n");
+	for (k = 0; k < GUARD_ROUNDS; k++) {
+		g.page = g.c + k * BASE_PAGE_SIZE;
+		g.stop_w = 0;
+		g.issued = 0;
+		g.go_u_ns = 0;
+		g.go_f_ns = 0;
+		g.f_done_ns = 0;
+		ASSERT_EQ(0, pthread_create(&w, NULL, guard_writer_fn, &g));
+		while (__atomic_load_n(&g.issued, __ATOMIC_RELAXED) <
+		       GUARD_WARM_WRITES)
+			poll(NULL, 0, 1);
+		pfn0 = pfn_of(g.page);
+		ASSERT_EQ(0, pthread_create(&f, NULL, guard_fault_fn, &g));
+		ASSERT_EQ(0, pthread_create(&u, NULL, guard_unprotect_fn, &g));
+		guard_wait_ready(&g, 4 + 3 * k);
+		msgs = __atomic_load_n(&g.msgs, __ATOMIC_ACQUIRE);
+
+		/*
+		 * The protect makes the page read-only first and flushes
+		 * last; a quarter into it U's unprotect resolves the page
+		 * first, and F's write fault finds it read-only without the
+		 * uffd-wp bit, while W may still write through its stale,
+		 * writable TLB entry.
+		 */
+		t0 = now_ns();
+		__atomic_store_n(&g.go_u_ns, t0 + prot_ns / 4, __ATOMIC_RELEASE);
+		__atomic_store_n(&g.go_f_ns, t0 + prot_ns / 2, __ATOMIC_RELEASE);
+		ASSERT_EQ(0, uffd_wp_ioctl(self->uffd, g.c, g.c_size,
+					   UFFDIO_WRITEPROTECT_MODE_WP))
+			TH_LOG("UFFDIO_WRITEPROTECT(WP): %s", strerror(errno));
+		t1 = now_ns();
+		pthread_join(f, NULL);
+		pthread_join(u, NULL);
+		poll(NULL, 0, GUARD_SETTLE_MS);
+		__atomic_store_n(&g.stop_w, 1, __ATOMIC_RELAXED);
+		pthread_join(w, NULL);
+
+		issued = g.issued;
+		lost = issued - load_word((unsigned long *)g.page + W_SLOT);
+		lost_total += lost;
+		bad_f += load_word((unsigned long *)g.page + F_SLOT) != 1;
+		/*
+		 * A fault that waited for the protect ends at most a few ms
+		 * before its caller resumes (host scheduling); this one ended
+		 * a quarter of a protect earlier, and raised no uffd-wp fault.
+		 */
+		in_race = g.f_done_ns + prot_ns / 4 < t1 &&
+			  __atomic_load_n(&g.msgs, __ATOMIC_ACQUIRE) == msgs;
+		raced += in_race;
+		pfn1 = pfn_of(g.page);
+		copied += pfn0 && pfn1 != pfn0;
+		if (lost || !in_race || k < 2) {
+			ksft_print_msg("round %lu: %.1f ms, F %+.1f ms, %s, %s, %lu/%lu lost\n",
+				       k, (t1 - t0) / 1e6,
+				       ((double)g.f_done_ns - (double)t1) / 1e6,
+				       in_race ? "within" : "not within",
+				       !pfn0 ? "PFN unknown" :
+				       pfn1 != pfn0 ? "copied" : "reused",
+				       lost, issued);
+			fflush(stdout);
+		}
+		ASSERT_EQ(0, uffd_wp_ioctl(self->uffd, g.c, g.c_size, 0))
+			TH_LOG("UFFDIO_WRITEPROTECT(0): %s", strerror(errno));
+	}
+	__atomic_store_n(&g.stop_h, 1, __ATOMIC_RELEASE);
+	pthread_join(h, NULL);
+	munmap(g.c, g.c_size);
+
+	ksft_print_msg("%d rounds: F within the protect %lu, copied %lu, writes lost %lu\n",
+		       GUARD_ROUNDS, raced, copied, lost_total);
+	fflush(stdout);
+	ASSERT_EQ(0, g.pin_err)
+		TH_LOG("cannot pin a thread: %s", strerror(g.pin_err));
+	ASSERT_EQ(0, g.err)
+		TH_LOG("UFFDIO_WRITEPROTECT(0) in a thread: %s", strerror(g.err));
+	EXPECT_EQ(0, bad_f)
+		TH_LOG("F's write is missing in %lu rounds", bad_f);
+	EXPECT_EQ(0, lost_total)
+		TH_LOG("%lu writes through a stale TLB entry were lost to a copy",
+		       lost_total);
 }
 
 TEST_HARNESS_MAIN
