@@ -1,7 +1,8 @@
 #!/bin/bash
 # 'make matrix': the proof that the tests bite. Builds and boots every
 # kernel named in the header of configs/matrix.txt -- the base, the series,
-# and each mutant (mutants/NAME.patch on top of the series) -- runs the
+# series@N (its first N patches), and each mutant (mutants/NAME.patch on
+# top of the series, or several: A+B) -- runs the
 # tests named by its rows, and compares each verdict with the expected one.
 # A row TEST/CASE is the verdict of one test case of TEST's kselftest
 # harness output (CASE: its name, or the last dot-separated parts of it).
@@ -30,6 +31,7 @@ kernel_env() {
 	case "$1" in
 	baseline) echo "MODE=baseline" ;;
 	series) echo "MODE=series" ;;
+	series@[0-9]*) printf 'MODE=series\nSERIES_UPTO=%s\n' "${1#series@}" ;;
 	*)
 		for m in ${1//+/ }; do
 			[ -f "$REPO/mutants/$m.patch" ] || die "no mutant patch mutants/$m.patch"
