@@ -2,10 +2,10 @@
 # 'make matrix': the proof that the tests bite. Builds and boots every
 # kernel named in the header of configs/matrix.txt -- the base, the series,
 # series@N (its first N patches), and each mutant (mutants/NAME.patch on
-# top of the series, or several: A+B) -- runs the
-# tests named by its rows, and compares each verdict with the expected one.
-# A row TEST/CASE is the verdict of one test case of TEST's kselftest
-# harness output (CASE: its name, or the last dot-separated parts of it).
+# top of the series, or several: A+B) -- runs the tests named by its rows,
+# and compares each verdict with the expected one. A row TEST/CASE is the
+# verdict of one test case in TEST's kselftest harness output (CASE: its
+# name, or the last dot-separated parts of it).
 #   pass   the test must pass        fail   the test must fail
 #   -      not compared (the test still runs, its verdict is shown)
 # Any mismatch fails the run. Prints the matrix, expected/actual, to
