@@ -34,12 +34,14 @@
  *    not flush: at most N / 16 shootdowns, local one-page flushes and remote
  *    flushes (noise) over the loop, while U runs. A kernel that flushes
  *    before the reuse/copy decision shows about N of each.
- *      anon:  B is private anonymous memory, populated, protected and then
- *             resolved: its PTEs are read-only, not uffd-wp, and the pages
- *             are PageAnonExclusive, so do_wp_page() reuses them.
- *      shmem: B is a shared memfd mapping. Resolving makes its PTEs
- *             writable again (vm_get_page_prot() of a shared writable VMA),
- *             so B is zapped with MADV_DONTNEED and read back instead: the
+ *      anon:  B is private anonymous memory, populated, then
+ *             write-protected by clear_refs (soft-dirty): its PTEs are
+ *             read-only, not uffd-wp, and the pages are PageAnonExclusive,
+ *             so do_wp_page() reuses them. (A protect and a resolve would
+ *             not do: resolving gives exclusive pages their write bit back.)
+ *      shmem: B is a shared memfd mapping. Resolving made its PTEs
+ *             writable on 6.1.192 (vm_get_page_prot()), so B
+ *             is zapped with MADV_DONTNEED and read back instead: the
  *             read faults map the page-cache pages read-only (writenotify is
  *             on while uffd-wp is registered), and the write faults go
  *             through wp_page_shared(), which never copies either.
@@ -235,6 +237,24 @@ static long long vmstat_field(const char *name)
 	if (!p)
 		return -1;
 	return strtoll(p + strlen(key), NULL, 10);
+}
+
+/* Write @text to the file at @path: 0, or -1 with errno set. */
+static int write_file(const char *path, const char *text)
+{
+	ssize_t len = strlen(text), ret;
+	int fd, err;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ret = write(fd, text, len);
+	err = ret < 0 ? errno : EIO;
+	close(fd);
+	if (ret == len)
+		return 0;
+	errno = err;
+	return -1;
 }
 
 static long thread_minflt(void)
@@ -546,12 +566,8 @@ TEST_F(flush_pending, reuse_does_not_flush)
 
 	/* Make B's PTEs read-only, without the uffd-wp bit. */
 	if (variant->type == MEM_ANON) {
-		ASSERT_EQ(0, uffd_wp_ioctl(self->uffd, self->b, self->b_size,
-					   UFFDIO_WRITEPROTECT_MODE_WP))
-			TH_LOG("UFFDIO_WRITEPROTECT(WP): %s", strerror(errno));
-		ASSERT_EQ(0, uffd_wp_ioctl(self->uffd, self->b, self->b_size,
-					   0))
-			TH_LOG("UFFDIO_WRITEPROTECT(0): %s", strerror(errno));
+		if (write_file("/proc/self/clear_refs", "4"))
+			SKIP(return, "clear_refs: %s", strerror(errno));
 	} else {
 		ASSERT_EQ(0, madvise(self->b, self->b_size, MADV_DONTNEED));
 		for (i = 0; i < 2 * nr; i++)

@@ -1,30 +1,33 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * uffd-wp-resolve: UFFDIO_WRITEPROTECT "resolve" (mode == 0) must not demote
- * writable PTEs.
+ * uffd-wp-resolve: what ending userfaultfd write protection does to the page
+ * tables, and what UFFDIO_WRITEPROTECT and mprotect() flush.
  *
- * Resolving userfaultfd write protection over a range clears the uffd-wp
- * bit of each entry. When that range also holds entries that were never
- * write-protected (writable and dirty), the kernel used to rebuild them
- * from the VMA's base protection, which is read-only for private mappings
- * until the COW/reuse decision is taken again: the write bit was dropped,
- * a TLB flush was issued to every CPU running the mm, and each later store
- * to such a page took a spurious minor write fault.
+ * Resolving uffd-wp (UFFDIO_WRITEPROTECT with mode 0, and also
+ * UFFDIO_UNREGISTER and closing the userfaultfd) clears the uffd-wp bit of
+ * each entry of a range. It must not remove a permission that is there (that
+ * costs a TLB flush now and a write fault later), and it must not grant one
+ * behind the back of write-notify (soft-dirty tracking would miss writes).
  *
- * The tests, for anonymous (4K and THP), shmem, private hugetlb and shared
- * hugetlb memory:
+ * The tests, for anonymous (4K and THP), shmem (written, or only read before
+ * registration: writable but clean PTEs), private and shared hugetlb memory:
  *
- *  - unprotect_keeps_write: populate and register a range, keep a reader
- *    thread running on another CPU, resolve the whole never-protected range
- *    and check that no TLB shootdown was sent (/proc/interrupts TLB row,
- *    nr_tlb_remote_flush in /proc/vmstat is reported too) and that writing
- *    every page afterwards takes no minor fault and keeps the data intact.
- *
+ *  - unprotect_keeps_write: with a reader thread on another CPU, resolve the
+ *    whole never-protected range: no remote TLB flush (nr_tlb_remote_flush,
+ *    or the TLB row of /proc/interrupts without CONFIG_DEBUG_TLBFLUSH), and
+ *    writing every page afterwards takes no minor fault and keeps the data
+ *    intact.
+ *  - flush_is_ranged: protect, resolve, mprotect(PROT_READ) and back on a
+ *    few pages: none of them flushes the whole mm (nr_tlb_local_flush_all,
+ *    CONFIG_DEBUG_TLBFLUSH).
+ *  - resolve_keeps_soft_dirty: after clear_refs, pages written once their
+ *    protection ended (each of the three ways) are soft-dirty.
+ *  - resolve_restores_write: resolving a protected range gives exclusive
+ *    anonymous pages their write bit back (no fault).
  *  - protected_write_delivers_once: a write to a page that really is
  *    write-protected is still reported exactly once, and resolving it from
  *    the fault handler leaves the page, and the rest of the range, writable
  *    without further messages.
- *
  *  - invalid_args: argument checking of UFFDIO_WRITEPROTECT is unchanged.
  */
 #define _GNU_SOURCE
@@ -81,6 +84,7 @@ FIXTURE(uffd_wp)
 	unsigned long nr_pages;	/* number of psize pages */
 	int memfd;
 	int uffd;
+	__u64 features;		/* of self->uffd */
 };
 
 FIXTURE_VARIANT(uffd_wp)
@@ -88,6 +92,7 @@ FIXTURE_VARIANT(uffd_wp)
 	const char *name;
 	enum mem_type type;
 	unsigned long nr_pages;
+	bool populate_by_read;	/* writable but clean PTEs (shared memory) */
 };
 
 FIXTURE_VARIANT_ADD(uffd_wp, anon)
@@ -109,6 +114,15 @@ FIXTURE_VARIANT_ADD(uffd_wp, shmem)
 	.name = "shmem",
 	.type = MEM_SHMEM,
 	.nr_pages = 1024,
+};
+
+/* Read-faulted before registration: writable (no write-notify yet), clean. */
+FIXTURE_VARIANT_ADD(uffd_wp, shmem_clean)
+{
+	.name = "shmem_clean",
+	.type = MEM_SHMEM,
+	.nr_pages = 1024,
+	.populate_by_read = true,
 };
 
 FIXTURE_VARIANT_ADD(uffd_wp, hugetlb)
@@ -219,17 +233,20 @@ static long long read_tlb_shootdowns(void)
 	return sum;
 }
 
-/* nr_tlb_remote_flush from /proc/vmstat, -1 if absent. */
-static long long read_vmstat_remote_flush(void)
+/* A counter of /proc/vmstat, -1 if absent (nr_tlb_*: CONFIG_DEBUG_TLBFLUSH). */
+static long long read_vmstat(const char *name)
 {
+	size_t len = strlen(name);
 	char *p;
 
 	if (read_proc("/proc/vmstat") <= 0)
 		return -1;
-	p = strstr(proc_buf, "\nnr_tlb_remote_flush ");
-	if (!p)
-		return -1;
-	return strtoll(p + strlen("\nnr_tlb_remote_flush "), NULL, 10);
+	for (p = proc_buf; p; p = strchr(p, '\n')) {
+		p += *p == '\n';
+		if (!strncmp(p, name, len) && p[len] == ' ')
+			return strtoll(p + len + 1, NULL, 10);
+	}
+	return -1;
 }
 
 /* AnonHugePages of the VMA starting at addr, in kB, -1 if not found. */
@@ -283,10 +300,37 @@ static int open_uffd(void)
 	return syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 }
 
+/* A new userfaultfd with @features, @len bytes at @area registered for WP. */
+static int uffd_register_wp(void *area, size_t len, __u64 features)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
+	struct uffdio_register reg = {
+		.range.start = (unsigned long)area,
+		.range.len = len,
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+	int uffd, err;
+
+	uffd = open_uffd();
+	if (uffd < 0)
+		return -1;
+	if (ioctl(uffd, UFFDIO_API, &api) || ioctl(uffd, UFFDIO_REGISTER, &reg))
+		goto fail;
+	if (!(reg.ioctls & (1ULL << _UFFDIO_WRITEPROTECT))) {
+		errno = EOPNOTSUPP;
+		goto fail;
+	}
+	return uffd;
+fail:
+	err = errno;
+	close(uffd);
+	errno = err;
+	return -1;
+}
+
 FIXTURE_SETUP(uffd_wp)
 {
 	struct uffdio_api api = { .api = UFFD_API };
-	struct uffdio_register reg = { 0 };
 	__u64 features, want;
 	unsigned long i;
 	int flags;
@@ -369,9 +413,21 @@ FIXTURE_SETUP(uffd_wp)
 		break;
 	}
 
-	/* Populate: every PTE/PMD ends up present, writable and dirty. */
-	for (i = 0; i < self->size / BASE_PAGE_SIZE; i++)
-		*base_word(self->area, i) = PATTERN + i;
+	/*
+	 * Populate: every PTE/PMD ends up present, writable and dirty; or,
+	 * read-faulted after writing the file, writable and clean.
+	 */
+	for (i = 0; i < self->size / BASE_PAGE_SIZE; i++) {
+		unsigned long v = PATTERN + i;
+
+		if (!variant->populate_by_read)
+			store_word(base_word(self->area, i), v);
+		else if (pwrite(self->memfd, &v, sizeof(v),
+				i * BASE_PAGE_SIZE) != sizeof(v))
+			SKIP(return, "pwrite failed: %s", strerror(errno));
+	}
+	for (i = 0; variant->populate_by_read && i < self->nr_pages; i++)
+		load_word(base_word(self->area, i));
 
 	if (variant->type == MEM_ANON_THP) {
 		long kb = anon_huge_kb(self->area);
@@ -381,19 +437,10 @@ FIXTURE_SETUP(uffd_wp)
 			     kb, self->size >> 10);
 	}
 
-	self->uffd = open_uffd();
-	ASSERT_LE(0, self->uffd);
-	api.api = UFFD_API;
-	api.features = want;
-	ASSERT_EQ(0, ioctl(self->uffd, UFFDIO_API, &api));
-
-	reg.range.start = (unsigned long)self->area;
-	reg.range.len = self->size;
-	reg.mode = UFFDIO_REGISTER_MODE_WP;
-	if (ioctl(self->uffd, UFFDIO_REGISTER, &reg))
+	self->features = want;
+	self->uffd = uffd_register_wp(self->area, self->size, want);
+	if (self->uffd < 0)
 		SKIP(return, "UFFDIO_REGISTER(WP) failed: %s", strerror(errno));
-	if (!(reg.ioctls & (1ULL << _UFFDIO_WRITEPROTECT)))
-		SKIP(return, "UFFDIO_WRITEPROTECT not offered for this range");
 }
 
 FIXTURE_TEARDOWN(uffd_wp)
@@ -431,47 +478,71 @@ static void *reader_fn(void *arg)
 	return (void *)sum;
 }
 
+/*
+ * Pin the caller to the first CPU it may run on and start a reader of
+ * [area, area + size) on the second, so that flushes of the mm's TLB entries
+ * have to reach another CPU. Returns 0, or -1 with fewer than two CPUs.
+ */
+static int start_reader(struct reader *r, pthread_t *thr, char *area,
+			size_t size)
+{
+	int cpu, cpus[2], n = 0;
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return -1;
+	for (cpu = 0; cpu < CPU_SETSIZE && n < 2; cpu++)
+		if (CPU_ISSET(cpu, &set))
+			cpus[n++] = cpu;
+	if (n < 2 || pin_self(cpus[0]))
+		return -1;
+	memset(r, 0, sizeof(*r));
+	r->area = area;
+	r->size = size;
+	r->cpu = cpus[1];
+	if (pthread_create(thr, NULL, reader_fn, r))
+		return -1;
+	while (!__atomic_load_n(&r->started, __ATOMIC_ACQUIRE))
+		sched_yield();
+	/* Let the reader walk the range at least once. */
+	usleep(20000);
+	return 0;
+}
+
+static void stop_reader(struct reader *r, pthread_t thr)
+{
+	__atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
+	pthread_join(thr, NULL);
+}
+
 TEST_F(uffd_wp, unprotect_keeps_write)
 {
 	unsigned long i, nr_base = self->size / BASE_PAGE_SIZE, bad = 0;
 	long long tlb0, tlb1, rf0, rf1;
-	struct reader r = { 0 };
-	cpu_set_t set;
+	struct reader r;
 	pthread_t thr;
 	long flt0, flt1;
 
 	if (_metadata->skip)
 		return;
 
-	ASSERT_EQ(0, sched_getaffinity(0, sizeof(set), &set));
-	if (CPU_COUNT(&set) < 2 || !CPU_ISSET(0, &set) || !CPU_ISSET(1, &set))
-		SKIP(return, "needs CPUs 0 and 1");
-	ASSERT_EQ(0, pin_self(0));
-
-	r.area = self->area;
-	r.size = self->size;
-	r.cpu = 1;
-	ASSERT_EQ(0, pthread_create(&thr, NULL, reader_fn, &r));
-	while (!__atomic_load_n(&r.started, __ATOMIC_ACQUIRE))
-		sched_yield();
-	/* Let the reader walk the range at least once. */
-	usleep(20000);
+	if (start_reader(&r, &thr, self->area, self->size))
+		SKIP(return, "needs two CPUs");
 	EXPECT_EQ(0, r.pin_err);
 
 	tlb0 = read_tlb_shootdowns();
-	rf0 = read_vmstat_remote_flush();
+	rf0 = read_vmstat("nr_tlb_remote_flush");
 	ASSERT_EQ(0, uffd_wp_ioctl(self->uffd, self->area, self->size, 0))
 		TH_LOG("UFFDIO_WRITEPROTECT(0): %s", strerror(errno));
 	tlb1 = read_tlb_shootdowns();
-	rf1 = read_vmstat_remote_flush();
+	rf1 = read_vmstat("nr_tlb_remote_flush");
 
 	flt0 = thread_minflt();
 	for (i = 0; i < nr_base; i++)
 		inc_word(base_word(self->area, i));
 	flt1 = thread_minflt();
 
-	__atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
-	pthread_join(thr, NULL);
+	stop_reader(&r, thr);
 
 	for (i = 0; i < nr_base; i++)
 		if (*base_word(self->area, i) != PATTERN + i + 1)
@@ -484,17 +555,228 @@ TEST_F(uffd_wp, unprotect_keeps_write)
 	/* The harness child leaves with _exit(): do not lose the line. */
 	fflush(stdout);
 
-	if (tlb0 < 0 || tlb1 < 0)
-		TH_LOG("no TLB row in /proc/interrupts: not checking shootdowns");
-	else
+	/*
+	 * Count the flushes sent (nr_tlb_remote_flush) rather than the
+	 * shootdowns received: the TLB row also counts IPIs that were sent
+	 * before the window opened.
+	 */
+	if (rf0 >= 0) {
+		EXPECT_EQ(0, rf1 - rf0)
+			TH_LOG("resolve sent %lld remote TLB flush(es)",
+			       rf1 - rf0);
+	} else if (tlb0 >= 0 && tlb1 >= 0) {
 		EXPECT_EQ(0, tlb1 - tlb0)
 			TH_LOG("resolve sent %lld TLB shootdown(s)",
 			       tlb1 - tlb0);
+	} else {
+		TH_LOG("no TLB flush counters: not checking flushes");
+	}
 	EXPECT_EQ(0, flt1 - flt0)
 		TH_LOG("%ld minor fault(s) writing %lu pages after resolve",
 		       flt1 - flt0, self->nr_pages);
 	ASSERT_EQ(0, bad)
 		TH_LOG("%lu pages lost their data", bad);
+}
+
+/*
+ * Protect, resolve and mprotect() a few pages while the reader runs on CPU 1:
+ * each operation flushes what it changed, never the whole mm. A full flush
+ * here means that the operation opened a second mmu_gather inside the one of
+ * its caller, which tlb_finish_mmu() takes for a concurrent gather.
+ */
+#define FLUSH_TEST_PAGES	8UL
+
+TEST_F(uffd_wp, flush_is_ranged)
+{
+	static const struct {
+		const char *name;
+		int prot;	/* mprotect() to this if non-zero, else */
+		__u64 mode;	/* UFFDIO_WRITEPROTECT with this mode */
+	} ops[] = {
+		{ "protect", 0, UFFDIO_WRITEPROTECT_MODE_WP },
+		{ "resolve", 0, 0 },
+		{ "mprotect(R)", PROT_READ, 0 },
+		{ "mprotect(RW)", PROT_READ | PROT_WRITE, 0 },
+	};
+	unsigned long nr = self->nr_pages < FLUSH_TEST_PAGES ?
+			   self->nr_pages : FLUSH_TEST_PAGES;
+	size_t len = nr * self->psize;
+	long long all0, all1, tlb0, tlb1;
+	struct reader r;
+	pthread_t thr;
+	unsigned int i;
+	int ret;
+
+	if (_metadata->skip)
+		return;
+	if (read_vmstat("nr_tlb_local_flush_all") < 0)
+		SKIP(return, "no nr_tlb_local_flush_all in /proc/vmstat (CONFIG_DEBUG_TLBFLUSH)");
+	if (start_reader(&r, &thr, self->area, self->size))
+		SKIP(return, "needs two CPUs");
+
+	for (i = 0; i < ARRAY_SIZE(ops); i++) {
+		tlb0 = read_tlb_shootdowns();
+		all0 = read_vmstat("nr_tlb_local_flush_all");
+		if (ops[i].prot)
+			ret = mprotect(self->area, len, ops[i].prot);
+		else
+			ret = uffd_wp_ioctl(self->uffd, self->area, len,
+					    ops[i].mode);
+		all1 = read_vmstat("nr_tlb_local_flush_all");
+		tlb1 = read_tlb_shootdowns();
+		EXPECT_EQ(0, ret)
+			TH_LOG("%s: %s", ops[i].name, strerror(errno));
+		ksft_print_msg("%s: %s of %lu x %zuK: full flushes +%lld, TLB shootdowns +%lld\n",
+			       variant->name, ops[i].name, nr, self->psize >> 10,
+			       all1 - all0, tlb1 - tlb0);
+		fflush(stdout);
+		EXPECT_EQ(0, all1 - all0)
+			TH_LOG("%s flushed the whole mm", ops[i].name);
+	}
+	stop_reader(&r, thr);
+}
+
+#ifndef BIT_ULL
+#define BIT_ULL(nr)		(1ULL << (nr))
+#endif
+#define PM_SOFT_DIRTY		BIT_ULL(55)
+
+/* How many @psize pages of [area, area + size) are not soft-dirty, or -1. */
+static long count_not_soft_dirty(char *area, size_t size, size_t psize)
+{
+	unsigned long addr = (unsigned long)area;
+	uint64_t ent;
+	long n = 0;
+	size_t off;
+	int fd;
+
+	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	for (off = 0; off < size; off += psize) {
+		if (pread(fd, &ent, sizeof(ent),
+			  (addr + off) / BASE_PAGE_SIZE * sizeof(ent)) !=
+		    sizeof(ent)) {
+			n = -1;
+			break;
+		}
+		n += !(ent & PM_SOFT_DIRTY);
+	}
+	close(fd);
+	return n;
+}
+
+/* Write @text to the file at @path: 0, or -1 with errno set. */
+static int write_file(const char *path, const char *text)
+{
+	ssize_t len = strlen(text), ret;
+	int fd, err;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ret = write(fd, text, len);
+	err = ret < 0 ? errno : EIO;
+	close(fd);
+	if (ret == len)
+		return 0;
+	errno = err;
+	return -1;
+}
+
+/*
+ * Ending write protection must not grant write access behind the back of
+ * write-notify: after clear_refs, a page that was protected and is written
+ * after the protection ended must be soft-dirty, whether the protection ended
+ * with UFFDIO_WRITEPROTECT(0), UFFDIO_UNREGISTER or close() of the uffd.
+ */
+TEST_F(uffd_wp, resolve_keeps_soft_dirty)
+{
+	static const char * const how[] = {
+		"UFFDIO_WRITEPROTECT(0)", "UFFDIO_UNREGISTER", "close()",
+	};
+	struct uffdio_range range = {
+		.start = (unsigned long)self->area,
+		.len = self->size,
+	};
+	unsigned long i;
+	unsigned int h;
+	long missed;
+
+	if (_metadata->skip)
+		return;
+	if (type_is_hugetlb(variant->type))
+		SKIP(return, "hugetlb tracks soft-dirty per VMA, not per page");
+	if (count_not_soft_dirty(self->area, self->size, self->psize))
+		SKIP(return, "no soft-dirty bit in /proc/self/pagemap");
+
+	for (h = 0; h < ARRAY_SIZE(how); h++) {
+		if (self->uffd < 0) {
+			self->uffd = uffd_register_wp(self->area, self->size,
+						      self->features);
+			ASSERT_LE(0, self->uffd);
+		}
+		ASSERT_EQ(0, uffd_wp_ioctl(self->uffd, self->area, self->size,
+					   UFFDIO_WRITEPROTECT_MODE_WP));
+		/* echo 4: write-protect everything, clear soft-dirty. */
+		ASSERT_EQ(0, write_file("/proc/self/clear_refs", "4"))
+			TH_LOG("clear_refs: %s", strerror(errno));
+		ASSERT_EQ((long)self->nr_pages,
+			  count_not_soft_dirty(self->area, self->size,
+					       self->psize));
+
+		if (h == 0) {
+			ASSERT_EQ(0, uffd_wp_ioctl(self->uffd, self->area,
+						   self->size, 0));
+		} else if (h == 1) {
+			ASSERT_EQ(0, ioctl(self->uffd, UFFDIO_UNREGISTER,
+					   &range));
+		}
+		if (h >= 1) {
+			close(self->uffd);
+			self->uffd = -1;
+		}
+
+		for (i = 0; i < self->nr_pages; i++)
+			inc_word((unsigned long *)(self->area + i * self->psize));
+		missed = count_not_soft_dirty(self->area, self->size,
+					      self->psize);
+		ksft_print_msg("%s: after %s, %ld of %lu written pages not soft-dirty\n",
+			       variant->name, how[h], missed, self->nr_pages);
+		fflush(stdout);
+		EXPECT_EQ(0, missed)
+			TH_LOG("writes after %s escaped soft-dirty tracking",
+			       how[h]);
+	}
+}
+
+/*
+ * Resolving a protected range gives exclusive anonymous pages their write
+ * bit back, as mprotect() does: writing them then takes no fault. Shared
+ * memory (write-notify is on while uffd-wp is registered), THP and hugetlb
+ * entries stay read-only until the next write fault (counted, not checked).
+ */
+TEST_F(uffd_wp, resolve_restores_write)
+{
+	long flt0, flt1;
+	unsigned long i;
+
+	if (_metadata->skip)
+		return;
+
+	ASSERT_EQ(0, uffd_wp_ioctl(self->uffd, self->area, self->size,
+				   UFFDIO_WRITEPROTECT_MODE_WP));
+	ASSERT_EQ(0, uffd_wp_ioctl(self->uffd, self->area, self->size, 0));
+	flt0 = thread_minflt();
+	for (i = 0; i < self->nr_pages; i++)
+		inc_word((unsigned long *)(self->area + i * self->psize));
+	flt1 = thread_minflt();
+	ksft_print_msg("%s: writing %lu resolved pages: minflt +%ld\n",
+		       variant->name, self->nr_pages, flt1 - flt0);
+	fflush(stdout);
+	if (variant->type == MEM_ANON)
+		EXPECT_EQ(0, flt1 - flt0)
+			TH_LOG("resolved pages were left read-only");
 }
 
 /* Fault handler: counts and resolves write-protect faults. */
