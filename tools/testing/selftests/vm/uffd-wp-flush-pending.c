@@ -239,24 +239,6 @@ static long long vmstat_field(const char *name)
 	return strtoll(p + strlen(key), NULL, 10);
 }
 
-/* Write @text to the file at @path: 0, or -1 with errno set. */
-static int write_file(const char *path, const char *text)
-{
-	ssize_t len = strlen(text), ret;
-	int fd, err;
-
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ret = write(fd, text, len);
-	err = ret < 0 ? errno : EIO;
-	close(fd);
-	if (ret == len)
-		return 0;
-	errno = err;
-	return -1;
-}
-
 static long thread_minflt(void)
 {
 	struct rusage ru;
@@ -566,8 +548,11 @@ TEST_F(flush_pending, reuse_does_not_flush)
 
 	/* Make B's PTEs read-only, without the uffd-wp bit. */
 	if (variant->type == MEM_ANON) {
-		if (write_file("/proc/self/clear_refs", "4"))
+		int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+
+		if (fd < 0 || write(fd, "4", 1) != 1)
 			SKIP(return, "clear_refs: %s", strerror(errno));
+		close(fd);
 	} else {
 		ASSERT_EQ(0, madvise(self->b, self->b_size, MADV_DONTNEED));
 		for (i = 0; i < 2 * nr; i++)
