@@ -6,6 +6,7 @@
 #   make patches      regenerate patches/ from the kernel tree's dev branch
 #   make bench        benchmarks on the base and the series, as ratios
 #   make matrix       base, series and every mutant against configs/matrix.txt
+#   make flake        each regression program 20 times per matrix kernel
 #   make mail         git send-email --dry-run of patches/ (needs SENDER)
 #   make <stage>      one stage: deps base series kernel selftests
 #                     initramfs qemu results
@@ -17,7 +18,7 @@
 SHELL := /bin/bash
 STAGES := deps base series kernel selftests initramfs qemu results
 
-.PHONY: all run baseline check patches bench matrix mail $(STAGES)
+.PHONY: all run baseline check patches bench matrix flake mail $(STAGES)
 
 all: run
 
@@ -45,6 +46,9 @@ bench:
 
 matrix:
 	@scripts/matrix.sh
+
+flake:
+	@scripts/flake.sh
 
 mail:
 	@scripts/mail.sh

@@ -46,6 +46,15 @@ for p in "${patches[@]}"; do
 	else
 		tap_result FAIL "codespell: $(basename "$p")" "$out"
 	fi
+	# A subject, then a blank line: else the body runs into the subject.
+	subject=$(sed -n '/^Subject: /,/^[^ S]/p' "$p" | sed '$d' | tr -d '\n' |
+		sed -E 's/^Subject: (\[[^]]*\] )?//')
+	if [ "${#subject}" -le 75 ]; then
+		tap_result OK "subject of at most 75 characters: $(basename "$p")"
+	else
+		tap_result FAIL "subject of at most 75 characters: $(basename "$p")" \
+			"${#subject} characters: ${subject:0:120}..."
+	fi
 	# UNKNOWN_COMMIT_ID: the tarball has no history to look ids up in.
 	# FILE_PATH_CHANGES: asks about MAINTAINERS for any new file; ours are
 	# under tools/testing/selftests/vm/, covered by MEMORY MANAGEMENT.
@@ -85,6 +94,25 @@ for f in "$REPO/$vm"/*; do
 		tap_result OK "$rel is identical in the series"
 	else
 		tap_result FAIL "$rel is identical in the series" "$(echo "$diff" | head -20)"
+	fi
+done
+
+# One way in: kselftest's runner runs each program (TEST_GEN_PROGS),
+# run_vmtests.sh does not run it a second time.
+for f in "$REPO/$vm"/*.c; do
+	prog=$(basename "$f" .c)
+	git -C "$SRC_DIR" show "series:$vm/$prog.c" >/dev/null 2>&1 || continue
+	progs=$(git -C "$SRC_DIR" show "series:$vm/Makefile" |
+		grep -cx "TEST_GEN_PROGS += $prog" || true)
+	vmtests=$(git -C "$SRC_DIR" show "series:$vm/run_vmtests.sh" |
+		grep -c "[ /]$prog\b" || true)
+	if [ "$progs" = 1 ] && [ "$vmtests" = 0 ]; then
+		tap_result OK "$prog runs once under run_tests (TEST_GEN_PROGS only)"
+	elif [ "$progs" = 0 ] && [ "$vmtests" = 0 ]; then
+		continue # a helper, not a program
+	else
+		tap_result FAIL "$prog runs once under run_tests (TEST_GEN_PROGS only)" \
+			"TEST_GEN_PROGS lines: $progs, run_vmtests.sh lines: $vmtests"
 	fi
 done
 

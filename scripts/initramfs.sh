@@ -44,10 +44,19 @@ if [ ! -x "$gen" ]; then
 	gcc -O2 -o "$gen" "$SRC_DIR/usr/gen_init_cpio.c"
 fi
 
+# The test programs sit where kselftest's runner expects them, beside the
+# tree's vm/settings (their timeout) and kselftest/runner.sh.
 {
-	for d in /bin /dev /proc /sys /tmp /mnt /mnt/huge /selftests; do
+	for d in /bin /etc /usr /usr/bin /dev /proc /sys /tmp /mnt /mnt/huge \
+		/kselftest /kselftest/kselftest /kselftest/vm; do
 		echo "dir $d 0755 0 0"
 	done
+	echo "slink /selftests /kselftest/vm 0777 0 0"
+	echo "file /kselftest/kselftest/runner.sh $SRC_DIR/tools/testing/selftests/kselftest/runner.sh 0644 0 0"
+	echo "file /kselftest/vm/settings $SRC_DIR/tools/testing/selftests/vm/settings 0644 0 0"
+	echo "file /bin/run-kselftest $REPO/guest/run-kselftest 0755 0 0"
+	echo "file /usr/bin/timeout $REPO/guest/timeout 0755 0 0"
+	echo "file /etc/passwd $REPO/guest/passwd 0644 0 0"
 	echo "nod /dev/console 0600 0 0 c 5 1"
 	echo "nod /dev/null 0666 0 0 c 1 3"
 	echo "file /bin/busybox $BUSYBOX 0755 0 0"
@@ -58,7 +67,7 @@ fi
 	echo "file /tests.txt $stage/tests.txt 0644 0 0"
 	for t in "$OUT_DIR"/selftests/*; do
 		[ -f "$t" ] && [ -x "$t" ] &&
-			echo "file /selftests/$(basename "$t") $t 0755 0 0"
+			echo "file /kselftest/vm/$(basename "$t") $t 0755 0 0"
 	done
 } >"$stage/cpio.list"
 

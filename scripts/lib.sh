@@ -103,3 +103,21 @@ tap_end() {
 	echo "$((tap_n - tap_failed)) passed, $tap_failed failed"
 	[ "$tap_failed" = 0 ]
 }
+
+# kernel_env KERNEL: the settings that select it, one per line. A mutant
+# column may stack mutants: A+B is mutants/A.patch, then mutants/B.patch.
+kernel_env() {
+	local m patches=()
+	case "$1" in
+	baseline) echo "MODE=baseline" ;;
+	series) echo "MODE=series" ;;
+	series@[0-9]*) printf 'MODE=series\nSERIES_UPTO=%s\n' "${1#series@}" ;;
+	*)
+		for m in ${1//+/ }; do
+			[ -f "$REPO/mutants/$m.patch" ] || die "no mutant patch mutants/$m.patch"
+			patches+=("$REPO/mutants/$m.patch")
+		done
+		echo "MODE=series"
+		echo "EXTRA_PATCH=${patches[*]}" ;;
+	esac
+}

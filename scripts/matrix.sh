@@ -24,30 +24,12 @@ mapfile -t rows < <(echo "$table" | tail -n +2 | awk '{ print $1 }')
 # The tests to run: the rows' TEST parts.
 mapfile -t tests < <(printf '%s\n' "${rows[@]%%/*}" | awk '!seen[$0]++')
 
-# kernel_env KERNEL: the settings that select it, one per line. A mutant
-# column may stack mutants: A+B is mutants/A.patch, then mutants/B.patch.
-kernel_env() {
-	local m patches=()
-	case "$1" in
-	baseline) echo "MODE=baseline" ;;
-	series) echo "MODE=series" ;;
-	series@[0-9]*) printf 'MODE=series\nSERIES_UPTO=%s\n' "${1#series@}" ;;
-	*)
-		for m in ${1//+/ }; do
-			[ -f "$REPO/mutants/$m.patch" ] || die "no mutant patch mutants/$m.patch"
-			patches+=("$REPO/mutants/$m.patch")
-		done
-		echo "MODE=series"
-		echo "EXTRA_PATCH=${patches[*]}" ;;
-	esac
-}
-
 # verdict LOG ROW: pass, fail, skip, or "none" when it never reported.
 verdict() {
 	local line
 	case "$2" in
 	*/*) line=$(tr -d '\r' <"$1" |
-		grep -E "^# (not )?ok [0-9]+ ([^ ]*\.)?${2#*/}( |$)" | head -1) ;;
+		grep -E "^(# )+(not )?ok [0-9]+ ([^ ]*\.)?${2#*/}( |$)" | head -1) ;;
 	*) line=$(console_tap "$1" | grep -E "^(not )?ok [0-9]+ $2( |$)" | head -1) ;;
 	esac
 	case "$line" in

@@ -32,8 +32,8 @@ summarize() {
 	echo
 	echo "tests:"
 	tr -d '\r' <"$log_file" |
-		grep -E '^(not )?ok [0-9]+ |^# +(not )?ok [0-9]+ ' |
-		sed -E 's/^# +/      /; s/^(ok|not ok)/  \1/'
+		grep -E '^(not )?ok [0-9]+ |^(# +)+(not )?ok [0-9]+ ' |
+		sed -E 's/^(# +)+/      /; s/^(ok|not ok)/  \1/'
 	reported=$(console_tap "$log_file" | grep -c . || true)
 	missing=$((planned - reported))
 	[ "$missing" -le 0 ] || echo "  not ok - $missing planned tests never reported"

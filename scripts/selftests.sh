@@ -11,7 +11,7 @@ need_cmd gcc make
 
 tree_tests=(userfaultfd)
 mapfile -t our_tests < <(cd "$REPO/tools/testing/selftests/vm" 2>/dev/null &&
-	ls -- *.c 2>/dev/null | sed 's/\.c$//')
+	ls -- *.c 2>/dev/null | sed 's/\.c$//' | grep -vx uffd-wp-common)
 mapfile -t benches < <(cd "$REPO/bench" 2>/dev/null &&
 	ls -- *.c 2>/dev/null | sed 's/\.c$//')
 
@@ -27,9 +27,15 @@ rm -rf "$work" "$bin"
 mkdir -p "$work" "$bin"
 cp -r "$SRC_DIR/tools/testing/selftests/." "$work/"
 for dir in "$REPO/tools/testing/selftests/vm" "$REPO/bench"; do
-	if compgen -G "$dir/*.c" >/dev/null; then
-		cp "$dir"/*.c "$work/vm/"
+	if compgen -G "$dir/*.[ch]" >/dev/null; then
+		cp "$dir"/*.[ch] "$work/vm/"
 	fi
+done
+# The base's Makefile does not know our programs: link them with their
+# helpers as the series' Makefile does (the benchmarks too).
+for t in "${our_tests[@]}" "${benches[@]}"; do
+	grep -q "^\$(OUTPUT)/$t:" "$work/vm/Makefile" ||
+		echo "\$(OUTPUT)/$t: uffd-wp-common.c vm_util.c" >>"$work/vm/Makefile"
 done
 
 log "building ${tree_tests[*]} ${our_tests[*]} ${benches[*]}"

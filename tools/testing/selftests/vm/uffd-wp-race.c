@@ -30,8 +30,7 @@
  *        address of its own slot in a protected page, and stops writing.
  *     c. no lost writes: at the end every slot in memory equals the number
  *        of increments its writer issued to it.
- *    Rounds run for RACE_MS per variant, or for $UFFD_WP_RACE_SECONDS
- *    seconds (soak mode).
+ *    Rounds run for RACE_MS per variant; a soak runs the program in a loop.
  *
  *  - protect_excludes_faults (anon): a fault on another anonymous mapping,
  *    issued from another CPU while a long protect of a large populated
@@ -53,23 +52,19 @@
  *    ioctl was entered. A run in which the fault only started once the
  *    ioctl had returned, or ended between 1/4 and 3/4 of the remaining
  *    time, proves nothing; it is retried with a larger range, and the
- *    test fails if no run can be placed.
+ *    test is skipped if no run can be placed within LOCK_BUDGET_MS.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -77,29 +72,13 @@
 #include <linux/userfaultfd.h>
 
 #include "../kselftest_harness.h"
+#include "uffd-wp-common.h"
 
-#ifndef MAP_HUGE_SHIFT
-#define MAP_HUGE_SHIFT		26
-#endif
-#ifndef MAP_HUGE_2MB
-#define MAP_HUGE_2MB		(21 << MAP_HUGE_SHIFT)
-#endif
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ	22
-#endif
-
-#define BASE_PAGE_SIZE		4096UL
-#define HPAGE_SIZE		(2UL << 20)
 #define NR_WRITERS		2
 #define NR_CPUS_NEEDED		(NR_WRITERS + 2)
 #define SLOT_OFFSET(w)		(8UL * (w))
-#define PROC_BUF_SIZE		(256UL * 1024)
-
-#define NSEC_PER_MSEC		1000000ULL
-#define NSEC_PER_SEC		1000000000ULL
-/* Default length of the race per variant, and the soak override. */
+/* Length of the race per variant. */
 #define RACE_MS			1500
-#define RACE_ENV		"UFFD_WP_RACE_SECONDS"
 /* Time a stale TLB entry gets to show up in a snapshot. */
 #define SETTLE_MS		10
 /* Time a writer gets to hit a protected page and be reported. */
@@ -117,32 +96,24 @@
 #define LOCK_MAX_RANGE_GB	64UL
 #define MIN_IOCTL_MS		50
 #define LOCK_ATTEMPTS		4
-
-enum mem_type {
-	MEM_ANON,
-	MEM_ANON_THP,
-	MEM_SHMEM,
-	MEM_HUGETLB,
-	MEM_ANON_COW,
-};
+/* No new attempt once this much of the test's time is spent. */
+#define LOCK_BUDGET_MS		15000
 
 FIXTURE(uffd_wp_race)
 {
-	char *area;		/* registered region */
-	size_t size;		/* its length */
-	size_t psize;		/* page size of the memory type */
-	unsigned long nr_pages;	/* number of psize pages */
-	int memfd;
+	struct mem_area m;	/* the registered range */
 	int uffd;
 	__u64 features;		/* what UFFDIO_API granted */
 	int cpus[NR_CPUS_NEEDED];
 	int nr_cpus;		/* usable CPUs found, at most NR_CPUS_NEEDED */
+	bool ready;		/* setup completed, not skipped */
 };
 
 FIXTURE_VARIANT(uffd_wp_race)
 {
 	const char *name;
 	enum mem_type type;
+	bool cow;		/* pages shared with a child: writes copy */
 	unsigned long nr_pages;
 };
 
@@ -177,57 +148,14 @@ FIXTURE_VARIANT_ADD(uffd_wp_race, hugetlb)
 FIXTURE_VARIANT_ADD(uffd_wp_race, anon_cow)
 {
 	.name = "anon_cow",
-	.type = MEM_ANON_COW,
+	.type = MEM_ANON,
+	.cow = true,
 	.nr_pages = 64,
 };
-
-static bool type_is_huge(enum mem_type type)
-{
-	return type == MEM_ANON_THP || type == MEM_HUGETLB;
-}
-
-static unsigned long long now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
-}
-
-static void sleep_ns(unsigned long long ns)
-{
-	struct timespec ts = {
-		.tv_sec = ns / NSEC_PER_SEC,
-		.tv_nsec = ns % NSEC_PER_SEC,
-	};
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
 
 static double ms(unsigned long long ns)
 {
 	return ns / 1e6;
-}
-
-/* One real load or store per call, as READ_ONCE()/WRITE_ONCE() would do. */
-static unsigned long load_word(unsigned long *p)
-{
-	return __atomic_load_n(p, __ATOMIC_RELAXED);
-}
-
-static void store_word(unsigned long *p, unsigned long v)
-{
-	__atomic_store_n(p, v, __ATOMIC_RELAXED);
-}
-
-static int pin_self(int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	return sched_setaffinity(0, sizeof(set), &set);
 }
 
 static pid_t gettid_raw(void)
@@ -235,255 +163,47 @@ static pid_t gettid_raw(void)
 	return syscall(SYS_gettid);
 }
 
-static int uffd_wp_ioctl(int uffd, void *start, unsigned long len, __u64 mode)
-{
-	struct uffdio_writeprotect wp = {
-		.range.start = (unsigned long)start,
-		.range.len = len,
-		.mode = mode,
-	};
-
-	return ioctl(uffd, UFFDIO_WRITEPROTECT, &wp);
-}
-
-static int open_uffd(void)
-{
-	return syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-}
-
-/* Supported features, from a throw-away context; 0 with errno if none. */
-static __u64 probe_features(void)
-{
-	struct uffdio_api api = { .api = UFFD_API };
-	int fd = open_uffd();
-
-	if (fd < 0)
-		return 0;
-	if (ioctl(fd, UFFDIO_API, &api)) {
-		close(fd);
-		return 0;
-	}
-	close(fd);
-	return api.features;
-}
-
-/* A userfaultfd with the features asked for, -1 on failure. */
-static int new_uffd(__u64 features)
-{
-	struct uffdio_api api = { .api = UFFD_API, .features = features };
-	int fd = open_uffd();
-
-	if (fd < 0)
-		return -1;
-	if (ioctl(fd, UFFDIO_API, &api)) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* Register [area, area + size) for write protection; errno on failure. */
-static int register_wp(int uffd, void *area, size_t size)
-{
-	struct uffdio_register reg = {
-		.range.start = (unsigned long)area,
-		.range.len = size,
-		.mode = UFFDIO_REGISTER_MODE_WP,
-	};
-
-	if (ioctl(uffd, UFFDIO_REGISTER, &reg))
-		return -1;
-	if (!(reg.ioctls & (1ULL << _UFFDIO_WRITEPROTECT))) {
-		errno = EOPNOTSUPP;
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * Read a whole /proc file into a static buffer with plain read(2), so that
- * sampling it cannot itself change the address space.
- */
-static char proc_buf[PROC_BUF_SIZE];
-
-static ssize_t read_proc(const char *path)
-{
-	ssize_t len = 0, ret;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	while (len < (ssize_t)sizeof(proc_buf) - 1) {
-		ret = read(fd, proc_buf + len, sizeof(proc_buf) - 1 - len);
-		if (ret < 0 && errno == EINTR)
-			continue;
-		if (ret <= 0)
-			break;
-		len += ret;
-	}
-	close(fd);
-	proc_buf[len] = '\0';
-	return len;
-}
-
-/* AnonHugePages of the VMA starting at addr, in kB, -1 if not found. */
-static long anon_huge_kb(void *addr)
-{
-	char key[32], *p;
-
-	if (read_proc("/proc/self/smaps") <= 0)
-		return -1;
-	snprintf(key, sizeof(key), "\n%lx-", (unsigned long)addr);
-	p = strstr(proc_buf, key);
-	if (!p && !strncmp(proc_buf, key + 1, strlen(key + 1)))
-		p = proc_buf;
-	if (!p)
-		return -1;
-	p = strstr(p, "AnonHugePages:");
-	if (!p)
-		return -1;
-	return strtol(p + strlen("AnonHugePages:"), NULL, 10);
-}
-
-/* A key from /proc/meminfo, in kB, -1 if absent. */
-static long meminfo_kb(const char *key)
-{
-	char *p;
-
-	if (read_proc("/proc/meminfo") <= 0)
-		return -1;
-	p = strstr(proc_buf, key);
-	if (!p)
-		return -1;
-	return strtol(p + strlen(key), NULL, 10);
-}
-
-/* The race length in ns: RACE_MS, or $UFFD_WP_RACE_SECONDS. */
-static unsigned long long race_duration_ns(void)
-{
-	const char *s = getenv(RACE_ENV);
-	unsigned long secs;
-
-	if (s && *s) {
-		secs = strtoul(s, NULL, 0);
-		if (secs)
-			return secs * NSEC_PER_SEC;
-	}
-	return RACE_MS * NSEC_PER_MSEC;
-}
-
 FIXTURE_SETUP(uffd_wp_race)
 {
-	__u64 features, want;
-	cpu_set_t set;
+	struct mem_area *m = &self->m;
+	const char *why;
 	unsigned long i;
-	int cpu;
 
-	self->memfd = -1;
 	self->uffd = -1;
-	self->area = MAP_FAILED;
-	self->nr_pages = variant->nr_pages;
-	self->psize = type_is_huge(variant->type) ? HPAGE_SIZE : BASE_PAGE_SIZE;
-	self->size = self->nr_pages * self->psize;
-
-	ASSERT_EQ(0, sched_getaffinity(0, sizeof(set), &set));
-	for (cpu = 0; cpu < CPU_SETSIZE && self->nr_cpus < NR_CPUS_NEEDED; cpu++)
-		if (CPU_ISSET(cpu, &set))
-			self->cpus[self->nr_cpus++] = cpu;
-
-	features = probe_features();
-	if (!features && errno)
-		SKIP(return, "userfaultfd/UFFDIO_API failed: %s", strerror(errno));
-	if (!(features & UFFD_FEATURE_PAGEFAULT_FLAG_WP))
-		SKIP(return, "no UFFD_FEATURE_PAGEFAULT_FLAG_WP");
-	if (!(features & UFFD_FEATURE_THREAD_ID))
-		SKIP(return, "no UFFD_FEATURE_THREAD_ID");
-	if ((variant->type == MEM_SHMEM || variant->type == MEM_HUGETLB) &&
-	    !(features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM))
-		SKIP(return, "no UFFD_FEATURE_WP_HUGETLBFS_SHMEM");
-	want = features & (UFFD_FEATURE_PAGEFAULT_FLAG_WP |
-			   UFFD_FEATURE_THREAD_ID |
-			   UFFD_FEATURE_EXACT_ADDRESS |
-			   UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
-
-	switch (variant->type) {
-	case MEM_ANON:
-	case MEM_ANON_COW:
-		self->area = mmap(NULL, self->size, PROT_READ | PROT_WRITE,
-				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (self->area == MAP_FAILED)
-			SKIP(return, "mmap failed: %s", strerror(errno));
-		madvise(self->area, self->size, MADV_NOHUGEPAGE);
-		break;
-	case MEM_ANON_THP: {
-		size_t len = self->size + HPAGE_SIZE;
-		char *p, *aligned;
-
-		p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (p == MAP_FAILED)
-			SKIP(return, "mmap failed: %s", strerror(errno));
-		aligned = (char *)(((unsigned long)p + HPAGE_SIZE - 1) &
-				   ~(HPAGE_SIZE - 1));
-		if (aligned > p)
-			munmap(p, aligned - p);
-		if (aligned + self->size < p + len)
-			munmap(aligned + self->size, p + len - (aligned + self->size));
-		self->area = aligned;
-		if (madvise(self->area, self->size, MADV_HUGEPAGE))
-			SKIP(return, "MADV_HUGEPAGE failed: %s", strerror(errno));
-		break;
-	}
-	case MEM_SHMEM:
-		self->memfd = memfd_create("uffd-wp-race", MFD_CLOEXEC);
-		if (self->memfd < 0)
-			SKIP(return, "memfd_create failed: %s", strerror(errno));
-		if (ftruncate(self->memfd, self->size))
-			SKIP(return, "ftruncate failed: %s", strerror(errno));
-		self->area = mmap(NULL, self->size, PROT_READ | PROT_WRITE,
-				  MAP_SHARED, self->memfd, 0);
-		if (self->area == MAP_FAILED)
-			SKIP(return, "mmap failed: %s", strerror(errno));
-		break;
-	case MEM_HUGETLB:
-		self->area = mmap(NULL, self->size, PROT_READ | PROT_WRITE,
-				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
-				  MAP_HUGE_2MB, -1, 0);
-		if (self->area == MAP_FAILED)
-			SKIP(return, "no 2M hugetlb pages: %s", strerror(errno));
-		break;
-	}
+	m->addr = MAP_FAILED;
+	m->memfd = -1;
+	self->nr_cpus = allowed_cpus(self->cpus, NR_CPUS_NEEDED);
+	why = uffd_wp_features(variant->type, UFFD_FEATURE_THREAD_ID,
+			       UFFD_FEATURE_EXACT_ADDRESS, &self->features);
+	if (!why)
+		why = mem_area_map(m, variant->type, variant->nr_pages,
+				   "uffd-wp-race");
+	if (why)
+		SKIP(return, "%s", why);
 
 	/* Populate: every PTE/PMD present, writable, dirty; counters 0. */
-	for (i = 0; i < self->size; i += BASE_PAGE_SIZE)
-		store_word((unsigned long *)(self->area + i), 0);
-
+	for (i = 0; i < m->size; i += BASE_PAGE_SIZE)
+		store_word((unsigned long *)(m->addr + i), 0);
 	if (variant->type == MEM_ANON_THP) {
-		long kb = anon_huge_kb(self->area);
-
-		if (kb < (long)(self->size >> 10))
-			SKIP(return, "range is not THP backed (AnonHugePages %ld kB of %zu kB)",
-			     kb, self->size >> 10);
+		why = mem_area_check_thp(m);
+		if (why)
+			SKIP(return, "%s", why);
 	}
 
-	self->uffd = new_uffd(want);
+	self->uffd = uffd_open(self->features);
 	ASSERT_LE(0, self->uffd)
 		TH_LOG("userfaultfd with features 0x%llx: %s",
-		       (unsigned long long)want, strerror(errno));
-	self->features = want;
-	if (register_wp(self->uffd, self->area, self->size))
-		SKIP(return, "UFFDIO_REGISTER(WP) failed: %s", strerror(errno));
+		       (unsigned long long)self->features, strerror(errno));
+	ASSERT_EQ(0, uffd_register_wp(self->uffd, m->addr, m->size))
+		TH_LOG("UFFDIO_REGISTER(WP): %s", strerror(errno));
+	self->ready = true;
 }
 
 FIXTURE_TEARDOWN(uffd_wp_race)
 {
 	if (self->uffd >= 0)
 		close(self->uffd);
-	if (self->area != MAP_FAILED)
-		munmap(self->area, self->size);
-	if (self->memfd >= 0)
-		close(self->memfd);
+	mem_area_unmap(&self->m);
 }
 
 /*
@@ -650,7 +370,7 @@ static void resolve_pending(struct race *r)
 		r->busy = true;
 		pthread_mutex_unlock(&r->lock);
 
-		ret = uffd_wp_ioctl(r->uffd, page, r->psize, 0);
+		ret = uffd_wp(r->uffd, page, r->psize, 0);
 		err = errno;
 		seq = __atomic_add_fetch(&r->seq, 1, __ATOMIC_SEQ_CST);
 
@@ -881,7 +601,7 @@ static bool wait_drained(struct race *r)
 static bool monitor_wp(struct race *r, struct race_stats *st, char *start,
 		       size_t len, __u64 mode)
 {
-	if (uffd_wp_ioctl(r->uffd, start, len, mode)) {
+	if (uffd_wp(r->uffd, start, len, mode)) {
 		REPORT(st->fail_other, "round %lu: UFFDIO_WRITEPROTECT(%p, %zu, %llu): %s\n",
 		       st->rounds, start, len,
 		       (unsigned long long)mode, strerror(errno));
@@ -1019,7 +739,7 @@ static bool race_stop(struct race *r, pthread_t *writers, pthread_t handler)
 	__atomic_store_n(&r->stop_writers, 1, __ATOMIC_RELEASE);
 	set_gate(r, true);
 	for (i = 0; i < 1000 && !done; i++) {
-		uffd_wp_ioctl(r->uffd, r->area, size, 0);
+		uffd_wp(r->uffd, r->area, size, 0);
 		drop_pending(r, NULL);
 		done = true;
 		for (w = 0; w < NR_WRITERS; w++)
@@ -1037,12 +757,13 @@ static bool race_stop(struct race *r, pthread_t *writers, pthread_t handler)
 	return true;
 }
 
-TEST_F_TIMEOUT(uffd_wp_race, race, 120)
+TEST_F(uffd_wp_race, race)
 {
-	unsigned long long t0, duration = race_duration_ns(), writes[NR_WRITERS];
+	unsigned long long t0, duration = RACE_MS * NSEC_PER_MSEC;
+	unsigned long long writes[NR_WRITERS];
 	struct writer_arg wargs[NR_WRITERS];
 	pthread_t writers[NR_WRITERS], handler;
-	bool cow = variant->type == MEM_ANON_COW;
+	bool cow = variant->cow;
 	struct race_stats st = { 0 };
 	pthread_condattr_t cattr;
 	unsigned int rnd = 1;
@@ -1051,12 +772,14 @@ TEST_F_TIMEOUT(uffd_wp_race, race, 120)
 	pid_t child = -1;
 	int w;
 
+	if (!self->ready)
+		return;
 	if (self->nr_cpus < NR_CPUS_NEEDED)
 		SKIP(return, "needs %d CPUs, has %d", NR_CPUS_NEEDED, self->nr_cpus);
 
-	r.area = self->area;
-	r.psize = self->psize;
-	r.nr_pages = self->nr_pages;
+	r.area = self->m.addr;
+	r.psize = self->m.psize;
+	r.nr_pages = self->m.nr_pages;
 	r.uffd = self->uffd;
 	r.exact = self->features & UFFD_FEATURE_EXACT_ADDRESS;
 	for (w = 0; w < NR_WRITERS; w++) {
@@ -1130,9 +853,6 @@ TEST_F_TIMEOUT(uffd_wp_race, race, 120)
 		       st.fail_a, st.fail_b, st.fail_c);
 	ksft_print_msg("%s: %lu lost writes, %lu other failures\n",
 		       variant->name, lost, st.fail_other);
-	if (variant->type == MEM_ANON_THP)
-		ksft_print_msg("%s: AnonHugePages %ld kB at the end\n",
-			       variant->name, anon_huge_kb(self->area));
 	if (r.bad_msgs || r.other_msgs)
 		ksft_print_msg("first unexpected message: %s\n", r.bad_desc);
 	fflush(stdout);
@@ -1157,15 +877,6 @@ TEST_F_TIMEOUT(uffd_wp_race, race, 120)
 		TH_LOG("oracle b: writes to protected pages not reported");
 	EXPECT_EQ(0, st.fail_c)
 		TH_LOG("oracle c: %lu writes lost", lost);
-}
-
-/* Soak mode: give the race test the time it asks for, plus a margin. */
-static void __attribute__((constructor)) race_timeout(void)
-{
-	unsigned long long ns = race_duration_ns();
-
-	if (ns / NSEC_PER_SEC + 60 > (unsigned long long)_uffd_wp_race_race_object.timeout)
-		_uffd_wp_race_race_object.timeout = ns / NSEC_PER_SEC + 120;
 }
 
 /*
@@ -1202,8 +913,9 @@ static void *fault_fn(void *arg)
 	return NULL;
 }
 
+/* A registered range of zero-page PTEs. */
 struct lock_range {
-	char *area;
+	char *addr;
 	size_t size;
 	int uffd;
 };
@@ -1212,43 +924,31 @@ static void lock_range_free(struct lock_range *lr)
 {
 	if (lr->uffd >= 0)
 		close(lr->uffd);
-	if (lr->area && lr->area != MAP_FAILED)
-		munmap(lr->area, lr->size);
-	lr->area = NULL;
+	if (lr->addr != MAP_FAILED)
+		munmap(lr->addr, lr->size);
+	lr->addr = MAP_FAILED;
 	lr->uffd = -1;
 }
 
-/*
- * A registered private anon range of 4K PTEs, all present: read faults map
- * the shared zero page, so a range of many GiB costs only its page tables
- * (2 MiB per GiB), and the ioctls still visit and change every PTE.
- */
-static int lock_range_new(struct lock_range *lr, size_t size)
+/* NULL, or why a range of @size cannot be had. */
+static const char *lock_range_new(struct lock_range *lr, size_t size)
 {
 	unsigned long long t = now_ns();
-	size_t i;
-	int err;
+	const char *why;
 
 	lr->size = size;
 	lr->uffd = -1;
-	lr->area = mmap(NULL, size, PROT_READ | PROT_WRITE,
-			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (lr->area == MAP_FAILED)
-		return -1;
-	madvise(lr->area, size, MADV_NOHUGEPAGE);
-	if (madvise(lr->area, size, MADV_POPULATE_READ))
-		for (i = 0; i < size; i += BASE_PAGE_SIZE)
-			__atomic_load_n(lr->area + i, __ATOMIC_RELAXED);
-	lr->uffd = new_uffd(UFFD_FEATURE_PAGEFAULT_FLAG_WP);
-	if (lr->uffd < 0 || register_wp(lr->uffd, lr->area, size)) {
-		err = errno;
+	why = map_zero_page_range(&lr->addr, size);
+	if (why)
+		return why;
+	lr->uffd = uffd_open(UFFD_FEATURE_PAGEFAULT_FLAG_WP);
+	if (lr->uffd < 0 || uffd_register_wp(lr->uffd, lr->addr, size)) {
 		lock_range_free(lr);
-		errno = err;
-		return -1;
+		return "userfaultfd registration of the range failed";
 	}
 	ksft_print_msg("%zu MiB (%zu zero-page PTEs) populated in %.1f ms\n",
 		       size >> 20, size / BASE_PAGE_SIZE, ms(now_ns() - t));
-	return 0;
+	return NULL;
 }
 
 /* Duration of one UFFDIO_WRITEPROTECT over the range, in ns; 0 on error. */
@@ -1256,7 +956,7 @@ static unsigned long long timed_wp(struct lock_range *lr, __u64 mode)
 {
 	unsigned long long t = now_ns();
 
-	if (uffd_wp_ioctl(lr->uffd, lr->area, lr->size, mode))
+	if (uffd_wp(lr->uffd, lr->addr, lr->size, mode))
 		return 0;
 	return now_ns() - t;
 }
@@ -1270,57 +970,70 @@ static size_t lock_size(unsigned long long size, size_t max)
 	return size > max ? max : size;
 }
 
+/* One run of a lock test, and its outcome. */
+struct lock_run {
+	bool protect;		/* protect, or unprotect the whole range */
+	int cpus[2];		/* the ioctl's, the fault's */
+	int verdict;		/* 1 as expected, 0 not, -1 no fault placed */
+	const char *skip;	/* why it cannot run here */
+	char err[160];		/* why it failed to run */
+};
+
+#define LOCK_ERR(run, fmt, ...)						\
+	snprintf((run)->err, sizeof((run)->err), fmt, ##__VA_ARGS__)
+
 /*
- * Run the protect (protect == true) or the unprotect of the whole range
- * with a fault racing it; pass == the fault completed after the ioctl
+ * Run the protect (run->protect) or the unprotect of the whole range with
+ * a fault racing it; as expected == the fault completed after the ioctl
  * returned (protect) or before (unprotect).
  */
-static void lock_test(struct __test_metadata *_metadata,
-		      struct _test_data_uffd_wp_race *self,
-		      const struct _fixture_variant_uffd_wp_race *variant, bool protect)
+static void lock_test(struct lock_run *run)
 {
-	__u64 mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0;
-	const char *op = protect ? "protect" : "unprotect";
+	__u64 mode = run->protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0;
+	const char *op = run->protect ? "protect" : "unprotect";
 	unsigned long long t_start, t_end, dur = 0, tp, tu, wait, lat;
 	size_t size = LOCK_RANGE_GB << 30, max = LOCK_MAX_RANGE_GB << 30;
 	size_t touch_len = LOCK_ATTEMPTS * BASE_PAGE_SIZE;
-	struct lock_range lr = { .uffd = -1 };
-	int attempt, verdict = -1;
+	struct lock_range lr = { .addr = MAP_FAILED, .uffd = -1 };
+	unsigned long long t0 = now_ns();
 	struct fault_thread f;
 	pthread_t thr;
 	char *touch;
 	long avail;
+	int attempt;
 
-	if (variant->type != MEM_ANON)
-		SKIP(return, "mmap_lock exclusion does not depend on the memory type: anon only");
-	if (self->nr_cpus < 2)
-		SKIP(return, "needs 2 CPUs");
-
+	run->verdict = -1;
 	/* Page tables: 2 MiB per GiB; keep them under a quarter of MemAvailable. */
 	avail = meminfo_kb("MemAvailable:");
 	if (avail > 0 && max / 512 > (size_t)avail * 1024 / 4)
 		max = ((size_t)avail * 1024 / 4 * 512) & ~((1UL << 30) - 1);
-	if (size > max)
-		size = max;
-	ASSERT_LT(0, size)
-		TH_LOG("not enough memory for page tables (MemAvailable %ld kB)", avail);
-
+	if (size > max) {
+		run->skip = "not enough memory for the page tables of a 1 GiB range";
+		return;
+	}
 	touch = mmap(NULL, touch_len, PROT_READ | PROT_WRITE,
 		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, touch);
+	if (touch == MAP_FAILED || pin_self(run->cpus[0])) {
+		LOCK_ERR(run, "mmap or sched_setaffinity: %s", strerror(errno));
+		return;
+	}
 	madvise(touch, touch_len, MADV_NOHUGEPAGE);
-	ASSERT_EQ(0, pin_self(self->cpus[0]));
 
-	for (attempt = 0; attempt < LOCK_ATTEMPTS && verdict < 0; attempt++) {
+	for (attempt = 0; attempt < LOCK_ATTEMPTS && run->verdict < 0 &&
+	     now_ns() - t0 < LOCK_BUDGET_MS * NSEC_PER_MSEC; attempt++) {
 		/* Size the range so that the ioctl takes MIN_IOCTL_MS. */
-		while (!lr.area) {
-			ASSERT_EQ(0, lock_range_new(&lr, size))
-				TH_LOG("%zu MiB range: %s", size >> 20, strerror(errno));
+		while (lr.addr == MAP_FAILED) {
+			run->skip = lock_range_new(&lr, size);
+			if (run->skip)
+				goto out;
 			tp = timed_wp(&lr, UFFDIO_WRITEPROTECT_MODE_WP);
 			tu = timed_wp(&lr, 0);
-			ASSERT_TRUE(tp && tu)
-				TH_LOG("UFFDIO_WRITEPROTECT: %s", strerror(errno));
-			dur = protect ? tp : tu;
+			if (!tp || !tu) {
+				LOCK_ERR(run, "UFFDIO_WRITEPROTECT: %s",
+					 strerror(errno));
+				goto out;
+			}
+			dur = run->protect ? tp : tu;
 			ksft_print_msg("%zu MiB: protect %.1f ms, unprotect %.1f ms\n",
 				       size >> 20, ms(tp), ms(tu));
 			if (dur >= MIN_IOCTL_MS * NSEC_PER_MSEC || size == max)
@@ -1330,27 +1043,36 @@ static void lock_test(struct __test_metadata *_metadata,
 					 NSEC_PER_MSEC / dur, max);
 			lock_range_free(&lr);
 		}
-		if (!protect)
-			ASSERT_NE(0, timed_wp(&lr, UFFDIO_WRITEPROTECT_MODE_WP));
+		if (!run->protect && !timed_wp(&lr, UFFDIO_WRITEPROTECT_MODE_WP)) {
+			LOCK_ERR(run, "UFFDIO_WRITEPROTECT(WP): %s", strerror(errno));
+			goto out;
+		}
 
 		memset(&f, 0, sizeof(f));
-		f.cpu = self->cpus[1];
+		f.cpu = run->cpus[1];
 		f.page = touch + attempt * BASE_PAGE_SIZE;
 		f.delay = dur / 4;
-		ASSERT_EQ(0, pthread_create(&thr, NULL, fault_fn, &f));
+		if (pthread_create(&thr, NULL, fault_fn, &f)) {
+			LOCK_ERR(run, "pthread_create failed");
+			goto out;
+		}
 		while (!__atomic_load_n(&f.ready, __ATOMIC_ACQUIRE))
 			sched_yield();
 
 		t_start = now_ns();
 		__atomic_store_n(&f.go, 1, __ATOMIC_RELEASE);
-		ASSERT_EQ(0, uffd_wp_ioctl(lr.uffd, lr.area, lr.size, mode))
-			TH_LOG("UFFDIO_WRITEPROTECT: %s", strerror(errno));
+		if (uffd_wp(lr.uffd, lr.addr, lr.size, mode))
+			LOCK_ERR(run, "UFFDIO_WRITEPROTECT: %s", strerror(errno));
 		t_end = now_ns();
 		pthread_join(thr, NULL);
-		EXPECT_EQ(0, f.pin_err);
+		if (f.pin_err)
+			LOCK_ERR(run, "pinning the fault thread: %s",
+				 strerror(f.pin_err));
 		/* Back to the unprotected state for the next attempt. */
-		if (protect)
-			ASSERT_NE(0, timed_wp(&lr, 0));
+		if (run->protect && !timed_wp(&lr, 0))
+			LOCK_ERR(run, "UFFDIO_WRITEPROTECT(0): %s", strerror(errno));
+		if (run->err[0])
+			goto out;
 
 		ksft_print_msg("attempt %d, %zu MiB: %s took %.1f ms\n",
 			       attempt + 1, size >> 20, op, ms(t_end - t_start));
@@ -1369,10 +1091,10 @@ static void lock_test(struct __test_metadata *_metadata,
 		wait = f.t_touch < t_end ? t_end - f.t_touch : 0;
 		lat = f.t_done - f.t_touch;
 		if (wait && lat >= wait * 3 / 4)
-			verdict = protect;
+			run->verdict = run->protect;
 		else if (wait && lat < wait / 4)
-			verdict = !protect;
-		if (verdict >= 0)
+			run->verdict = !run->protect;
+		if (run->verdict >= 0)
 			break;
 		ksft_print_msg("%s: inconclusive, retrying with a larger range\n",
 			       wait ? "the fault ended in the middle of the ioctl's tail" :
@@ -1382,26 +1104,62 @@ static void lock_test(struct __test_metadata *_metadata,
 			size = lock_size(size * 2, max);
 		}
 	}
+	if (run->verdict < 0 && !run->err[0])
+		run->skip = "no run placed a fault inside the ioctl (inconclusive timing)";
+out:
 	lock_range_free(&lr);
 	munmap(touch, touch_len);
-
-	ASSERT_LE(0, verdict)
-		TH_LOG("could not place a fault inside the %s in %d attempts", op,
-		       LOCK_ATTEMPTS);
-	ASSERT_EQ(1, verdict)
-		TH_LOG("%s", protect ?
-		       "a fault completed during UFFDIO_WRITEPROTECT(WP): no mmap write lock" :
-		       "a fault waited for UFFDIO_WRITEPROTECT(0): mmap_lock held for write");
 }
 
-TEST_F_TIMEOUT(uffd_wp_race, protect_excludes_faults, 300)
+/* Set up a lock test on the fixture: NULL, or why it does not run. */
+static const char *lock_test_prepare(struct lock_run *run, bool protect,
+				     bool plain_anon, int nr_cpus, int *cpus)
 {
-	lock_test(_metadata, self, variant, true);
+	memset(run, 0, sizeof(*run));
+	run->protect = protect;
+	if (!plain_anon)
+		return "mmap_lock exclusion does not depend on the memory type: anon only";
+	if (nr_cpus < 2)
+		return "needs 2 CPUs";
+	run->cpus[0] = cpus[0];
+	run->cpus[1] = cpus[1];
+	return NULL;
 }
 
-TEST_F_TIMEOUT(uffd_wp_race, unprotect_allows_faults, 300)
+TEST_F(uffd_wp_race, protect_excludes_faults)
 {
-	lock_test(_metadata, self, variant, false);
+	struct lock_run run;
+
+	if (!self->ready)
+		return;
+	run.skip = lock_test_prepare(&run, true, variant->type == MEM_ANON &&
+				     !variant->cow, self->nr_cpus, self->cpus);
+	if (!run.skip)
+		lock_test(&run);
+	if (run.skip)
+		SKIP(return, "%s", run.skip);
+	ASSERT_EQ(0, run.err[0])
+		TH_LOG("%s", run.err);
+	EXPECT_EQ(1, run.verdict)
+		TH_LOG("a fault completed during UFFDIO_WRITEPROTECT(WP): no mmap write lock");
+}
+
+TEST_F(uffd_wp_race, unprotect_allows_faults)
+{
+	struct lock_run run;
+
+	if (!self->ready)
+		return;
+	run.skip = lock_test_prepare(&run, false, variant->type == MEM_ANON &&
+				     !variant->cow, self->nr_cpus, self->cpus);
+	if (!run.skip)
+		lock_test(&run);
+	if (run.skip)
+		SKIP(return, "%s", run.skip);
+	ASSERT_EQ(0, run.err[0])
+		TH_LOG("%s", run.err);
+	EXPECT_EQ(1, run.verdict)
+		TH_LOG("a fault waited for UFFDIO_WRITEPROTECT(0): mmap_lock held for write");
 }
 
 TEST_HARNESS_MAIN
