@@ -2,7 +2,9 @@
 # Bisectability and sparse, as TAP:
 #   - every prefix of the series (SERIES_UPTO=1..N) builds, and the files it
 #     recompiles print no compiler warning (incremental builds: whatever is
-#     recompiled is what the prefix changed);
+#     recompiled is what the prefix changed); a prefix whose last patch adds
+#     a selftest program builds it with the tree's own vm/Makefile, without
+#     a warning;
 #   - sparse (make C=2) on the C files the series touches prints no warning
 #     that it does not print on the base.
 # Leaves the tree at the full series.
@@ -10,6 +12,25 @@
 need_cmd sparse
 unset EXTRA_PATCH
 
+
+# selftest_builds N: the programs the N-th patch adds, built in its tree.
+selftest_builds() {
+	local vm=tools/testing/selftests/vm progs out scratch
+	mapfile -t progs < <(git -C "$SRC_DIR" diff --name-only --diff-filter=A \
+		HEAD~1 HEAD -- "$vm" | grep '\.c$' | xargs -r -n1 basename |
+		sed 's/\.c$//' | grep -vx uffd-wp-common)
+	[ "${#progs[@]}" -gt 0 ] || return 0
+	scratch=$(mktemp -d)
+	if out=$(make -s -C "$SRC_DIR" O="$OBJ_DIR" ARCH=x86_64 headers 2>&1 &&
+		make -s -C "$SRC_DIR/$vm" top_srcdir="$SRC_DIR" OUTPUT="$scratch" \
+			KHDR_INCLUDES="-isystem $OBJ_DIR/usr/include" \
+			"${progs[@]/#/$scratch/}" 2>&1) && [ -z "$out" ]; then
+		tap_result OK "series@$1 builds ${progs[*]} without warnings"
+	else
+		tap_result FAIL "series@$1 builds ${progs[*]} without warnings" "$out"
+	fi
+	rm -rf "$scratch"
+}
 
 echo "TAP version 13"
 total=$(MODE=series "$REPO/scripts/series.sh" --list | grep -c . || true)
@@ -27,6 +48,7 @@ for i in $(seq 1 "$total"); do
 	else
 		tap_result FAIL "series@$i builds" "$(echo "$out" | tail -10)"
 	fi
+	selftest_builds "$i"
 done
 
 # sparse_of MODE FILE...: sparse's findings, without line numbers.

@@ -1,13 +1,14 @@
 #!/bin/bash
 # 'make flake': how often each regression program fails. Boots each kernel
-# of configs/matrix.txt once and runs, REPEAT times each, the programs
-# whose verdict the matrix expects there (pass or fail, not "-"). A
-# program must fail 0 times where it should pass, and at least REPEAT - 1
-# times where it should fail. Prints a table (also in
+# of configs/matrix.txt once and runs, REPEAT times each, the programs the
+# matrix expects to fail there, and on the PASS_KERNELS those it expects
+# to pass. A program must fail 0 times where it should pass, and at least
+# REPEAT - 1 times where it should fail. Prints a table (also in
 # $BUILD_DIR/flakes.txt); the last line counts the kernel/program cells.
 #   REPEAT         runs per program and kernel (default 20)
 #   FLAKE_KERNELS  the columns to run (default: all of the matrix)
-#   FLAKE_TESTS    the programs (default: the project's, in the matrix)
+#   FLAKE_TESTS    the programs (default: the project's)
+#   PASS_KERNELS   where expected passes are run too (default: series)
 . "$(dirname "$0")/lib.sh"
 MATRIX_FILE=${MATRIX_FILE:-$REPO/configs/matrix.txt}
 REPEAT=${REPEAT:-20}
@@ -40,7 +41,11 @@ for k in "${kernels[@]}"; do
 	: >"$list"
 	for p in "${progs[@]}"; do
 		w=$(expected "$p" "$k")
-		case "$w" in pass | fail) ;; *) continue ;; esac
+		case "$w" in
+		fail) ;;
+		pass) [[ " ${PASS_KERNELS:-series} " == *" $k "* ]] || continue ;;
+		*) continue ;;
+		esac
 		want[$k/$p]=$w
 		cells+=("$k/$p")
 		for i in $(seq "$REPEAT"); do

@@ -92,10 +92,20 @@ int allowed_cpus(int *cpus, int max)
  */
 const char *no_numa_hinting_faults(void)
 {
-	if (!syscall(__NR_set_mempolicy, MPOL_PREFERRED, NULL, 0) ||
-	    errno == ENOSYS)
+	char on[4] = "0";
+	int fd;
+
+	if (!syscall(__NR_set_mempolicy, MPOL_PREFERRED, NULL, 0))
 		return NULL;
-	return "set_mempolicy(MPOL_PREFERRED) failed: NUMA hinting faults would count as minor faults";
+	fd = open("/proc/sys/kernel/numa_balancing", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (read(fd, on, sizeof(on) - 1) < 0)
+			on[0] = '1';
+		close(fd);
+	}
+	if (on[0] == '0')
+		return NULL;
+	return "NUMA balancing is on and set_mempolicy() failed: minor faults can't be counted";
 }
 
 static int uffd_open_flags(int flags)
@@ -256,10 +266,10 @@ const char *mem_area_map(struct mem_area *m, enum mem_type type,
 			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
 			       MAP_HUGE_2MB, -1, 0);
 		break;
-	case MEM_HUGETLB_SHARED:
-		flags |= MFD_HUGETLB | MFD_HUGE_2MB;
-		/* fall through */
 	case MEM_SHMEM:
+	case MEM_HUGETLB_SHARED:
+		if (type == MEM_HUGETLB_SHARED)
+			flags |= MFD_HUGETLB | MFD_HUGE_2MB;
 		m->memfd = memfd_create(name, flags);
 		if (m->memfd < 0 || ftruncate(m->memfd, m->size))
 			break;
@@ -282,7 +292,7 @@ const char *mem_area_check_thp(struct mem_area *m)
 {
 	if (check_huge_anon(m->addr, m->nr_pages, m->psize))
 		return NULL;
-	return "the range is not backed by THPs (transparent_hugepage disabled or fragmented memory?)";
+	return "the range is not backed by THPs (THP disabled, or memory fragmented?)";
 }
 
 void mem_area_unmap(struct mem_area *m)

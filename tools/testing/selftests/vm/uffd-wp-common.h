@@ -20,6 +20,10 @@
 #define HPAGE_SIZE		(2UL << 20)
 #define NSEC_PER_MSEC		1000000ULL
 #define NSEC_PER_SEC		1000000000ULL
+#ifndef BIT_ULL
+#define BIT_ULL(nr)		(1ULL << (nr))
+#endif
+#define PM_SOFT_DIRTY		BIT_ULL(55)	/* in /proc/self/pagemap */
 
 enum mem_type {
 	MEM_ANON,		/* private anonymous 4K pages */

@@ -1126,40 +1126,31 @@ static const char *lock_test_prepare(struct lock_run *run, bool protect,
 	return NULL;
 }
 
-TEST_F(uffd_wp_race, protect_excludes_faults)
-{
-	struct lock_run run;
-
-	if (!self->ready)
-		return;
-	run.skip = lock_test_prepare(&run, true, variant->type == MEM_ANON &&
-				     !variant->cow, self->nr_cpus, self->cpus);
-	if (!run.skip)
-		lock_test(&run);
-	if (run.skip)
-		SKIP(return, "%s", run.skip);
-	ASSERT_EQ(0, run.err[0])
-		TH_LOG("%s", run.err);
-	EXPECT_EQ(1, run.verdict)
-		TH_LOG("a fault completed during UFFDIO_WRITEPROTECT(WP): no mmap write lock");
+/* The two lock tests: PROTECT, and what a wrong verdict means. */
+#define LOCK_TEST(name, protect, wrong)					\
+TEST_F(uffd_wp_race, name)						\
+{									\
+	struct lock_run run;						\
+									\
+	if (!self->ready)						\
+		return;							\
+	run.skip = lock_test_prepare(&run, protect,			\
+				     variant->type == MEM_ANON &&	\
+				     !variant->cow,			\
+				     self->nr_cpus, self->cpus);	\
+	if (!run.skip)							\
+		lock_test(&run);					\
+	if (run.skip)							\
+		SKIP(return, "%s", run.skip);				\
+	ASSERT_EQ(0, run.err[0])					\
+		TH_LOG("%s", run.err);					\
+	EXPECT_EQ(1, run.verdict)					\
+		TH_LOG("%s", wrong);					\
 }
 
-TEST_F(uffd_wp_race, unprotect_allows_faults)
-{
-	struct lock_run run;
-
-	if (!self->ready)
-		return;
-	run.skip = lock_test_prepare(&run, false, variant->type == MEM_ANON &&
-				     !variant->cow, self->nr_cpus, self->cpus);
-	if (!run.skip)
-		lock_test(&run);
-	if (run.skip)
-		SKIP(return, "%s", run.skip);
-	ASSERT_EQ(0, run.err[0])
-		TH_LOG("%s", run.err);
-	EXPECT_EQ(1, run.verdict)
-		TH_LOG("a fault waited for UFFDIO_WRITEPROTECT(0): mmap_lock held for write");
-}
+LOCK_TEST(protect_excludes_faults, true,
+	  "a fault completed during UFFDIO_WRITEPROTECT(WP): no mmap write lock")
+LOCK_TEST(unprotect_allows_faults, false,
+	  "a fault waited for UFFDIO_WRITEPROTECT(0): mmap_lock held for write")
 
 TEST_HARNESS_MAIN

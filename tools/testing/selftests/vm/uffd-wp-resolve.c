@@ -55,7 +55,6 @@
 #define ROUNDS			8
 #define ATTEMPTS		3
 #define FLUSH_TEST_PAGES	8UL
-#define PM_SOFT_DIRTY		(1ULL << 55)
 
 FIXTURE(uffd_wp)
 {
@@ -241,7 +240,7 @@ static const char * const verdicts[] = {
 static void print_windows(const char *variant, const char *op, int attempt,
 			  const struct flush_windows *w)
 {
-	ksft_print_msg("%s: %s, attempt %d: %s in %d of %d windows (+%lld), control windows %d: %s\n",
+	ksft_print_msg("%s: %s, attempt %d: %s in %d of %d windows (+%lld), control %d: %s\n",
 		       variant, op, attempt + 1, flush_counter_name(w->counter),
 		       w->op_hits, w->rounds, w->op_total, w->ctl_hits,
 		       verdicts[flush_windows_verdict(w)]);
@@ -306,7 +305,7 @@ TEST_F(uffd_wp, unprotect_keeps_write)
 	ASSERT_EQ(0, bad)
 		TH_LOG("%lu pages lost their data", bad);
 	if (flush_count(counter) < 0)
-		SKIP(return, "no TLB flush counter (nr_tlb_remote_flush, TLB row of /proc/interrupts)");
+		SKIP(return, "no nr_tlb_remote_flush, no TLB row in /proc/interrupts");
 	if (v != VERDICT_PASS && fails < attempt)
 		SKIP(return, "flushes elsewhere in the system hide those of the resolves");
 	EXPECT_EQ(VERDICT_PASS, v)
@@ -588,7 +587,7 @@ TEST_F(uffd_wp, protected_write_delivers_once)
 			break;
 	}
 	EXPECT_EQ(ROUNDS, k)
-		TH_LOG("write %d after a protect was not reported: it went through a stale TLB entry",
+		TH_LOG("write %d after a protect was not reported: stale TLB entry",
 		       k + 1);
 	EXPECT_EQ(2 * k - 1, load_word(first));
 
