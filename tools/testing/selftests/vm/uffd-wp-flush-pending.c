@@ -490,7 +490,7 @@ TEST_F(flush_pending, copy_flushes)
 		EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
 			TH_LOG("the child's pages changed (status %#x)", status);
 
-		ksft_print_msg("%s: attempt %d, N = %lu pages per loop, local_one must grow by %lu\n",
+		ksft_print_msg("%s: attempt %d, N = %lu pages, local_one must grow by %lu\n",
 			       variant->name, attempt + 1, nr, nr / 2);
 		print_delta(variant->name, "copy, control:", &ctl);
 		print_delta(variant->name, "copy, while U runs:", &run);
