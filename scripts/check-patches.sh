@@ -47,7 +47,8 @@ for p in "${patches[@]}"; do
 		tap_result FAIL "codespell: $(basename "$p")" "$out"
 	fi
 	# A subject, then a blank line: else the body runs into the subject.
-	subject=$(sed -n '/^Subject: /,/^[^ S]/p' "$p" | sed '$d' | tr -d '\n' |
+	subject=$(awk '/^Subject: /{s=1; printf "%s", $0; next}
+		s && /^ /{printf "%s", $0; next} {s=0}' "$p" |
 		sed -E 's/^Subject: (\[[^]]*\] )?//')
 	if [ "${#subject}" -le 75 ]; then
 		tap_result OK "subject of at most 75 characters: $(basename "$p")"
