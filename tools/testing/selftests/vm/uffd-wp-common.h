@@ -17,13 +17,15 @@
 #include <linux/types.h>
 
 #define BASE_PAGE_SIZE		4096UL
-#define HPAGE_SIZE		(2UL << 20)
+#define UFFD_WP_HPAGE_SIZE	(2UL << 20)
 #define NSEC_PER_MSEC		1000000ULL
 #define NSEC_PER_SEC		1000000000ULL
 #ifndef BIT_ULL
 #define BIT_ULL(nr)		(1ULL << (nr))
 #endif
+#ifndef PM_SOFT_DIRTY
 #define PM_SOFT_DIRTY		BIT_ULL(55)	/* in /proc/self/pagemap */
+#endif
 
 enum mem_type {
 	MEM_ANON,		/* private anonymous 4K pages */
@@ -73,7 +75,7 @@ const char *no_numa_hinting_faults(void);
 
 const char *uffd_wp_features(enum mem_type type, __u64 required,
 			     __u64 optional, __u64 *features);
-int uffd_open(__u64 features);
+int uffd_wp_open(__u64 features);
 int uffd_register_wp(int uffd, void *addr, size_t len);
 int uffd_wp(int uffd, void *addr, size_t len, __u64 mode);
 
@@ -89,7 +91,7 @@ long long tlb_shootdowns(void);
 long meminfo_kb(const char *key);
 long thread_minflt(void);
 uint64_t pagemap_entry(void *addr);
-int write_file(const char *path, const char *text);
+int uffd_wp_write_file(const char *path, const char *text);
 
 /*
  * Flush counters. The nr_tlb_* events of /proc/vmstat exist only with

@@ -171,7 +171,8 @@ FIXTURE_SETUP(flush_pending)
 	/* Region A: private anonymous 4K pages, never inherited by a child. */
 	self->a = mmap(NULL, A_SIZE, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, self->a);
+	if (self->a == MAP_FAILED)
+		SKIP(return, "mmap of %lu MiB: %s", A_SIZE >> 20, strerror(errno));
 	madvise(self->a, A_SIZE, MADV_NOHUGEPAGE);
 	madvise(self->a, A_SIZE, MADV_DONTFORK);
 
@@ -181,7 +182,7 @@ FIXTURE_SETUP(flush_pending)
 	for (i = 0; i < 2 * self->nr; i++)
 		*b_word(&self->b, i) = PATTERN + i;
 
-	self->uffd = uffd_open(features);
+	self->uffd = uffd_wp_open(features);
 	ASSERT_LE(0, self->uffd)
 		TH_LOG("userfaultfd: %s", strerror(errno));
 	ASSERT_EQ(0, uffd_register_wp(self->uffd, self->a, A_SIZE))
@@ -343,22 +344,23 @@ static const char *pin_main(const int *cpus, int nr, int need)
 
 /*
  * Reusing faults while U runs against the control loop, for each counter
- * this kernel has: see the comment at the top.
+ * this kernel has: see the comment at the top. Only a loop that ran
+ * inside U's resolves (U in one at both ends) can pass.
  */
 static enum verdict reuse_verdict(unsigned long nr, struct sample *ctl,
 				  struct sample *alone, struct sample *run)
 {
-	enum verdict v = VERDICT_PASS;
-	long long excess;
+	long long tolerance = nr / 16, excess;
+	enum verdict v = run->in_ioctl ? VERDICT_PASS : VERDICT_UNSURE;
 	int c;
 
 	for (c = 0; c < NR_COUNTERS; c++) {
 		if (run->flushes[c] < 0 || ctl->flushes[c] < 0)
 			continue;
 		excess = run->flushes[c] - ctl->flushes[c];
-		if (excess >= (long long)nr / 2 && alone->flushes[c] <= nr / 16)
+		if (excess >= (long long)nr / 2 && alone->flushes[c] <= tolerance)
 			return VERDICT_FAIL;
-		if (excess > (long long)nr / 16 || alone->flushes[c] > nr / 16)
+		if (excess > tolerance || alone->flushes[c] > tolerance)
 			v = VERDICT_UNSURE;
 	}
 	return v;
@@ -383,7 +385,7 @@ TEST_F(flush_pending, reuse_does_not_flush)
 	for (attempt = 0; attempt < ATTEMPTS; attempt++) {
 		/* Make B's PTEs read-only, without the uffd-wp bit. */
 		if (variant->type == MEM_ANON) {
-			ASSERT_EQ(0, write_file("/proc/self/clear_refs", "4"))
+			ASSERT_EQ(0, uffd_wp_write_file("/proc/self/clear_refs", "4"))
 				TH_LOG("clear_refs: %s", strerror(errno));
 		} else {
 			ASSERT_EQ(0, madvise(self->b.addr, self->b.size,
@@ -429,7 +431,7 @@ TEST_F(flush_pending, reuse_does_not_flush)
 
 	for (i = 0; i < 2 * nr; i++)
 		bad += *b_word(&self->b, i) != PATTERN + i + attempt + (v == VERDICT_PASS);
-	EXPECT_EQ(0, bad)
+	ASSERT_EQ(0, bad)
 		TH_LOG("%lu pages lost their data", bad);
 	if (run.flushes[0] < 0 && run.flushes[1] < 0)
 		SKIP(return, "no TLB row in /proc/interrupts, no nr_tlb_* in /proc/vmstat");
@@ -487,7 +489,7 @@ TEST_F(flush_pending, copy_flushes)
 
 		close(pipefd[1]);
 		ASSERT_EQ(child, waitpid(child, &status, 0));
-		EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+		ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
 			TH_LOG("the child's pages changed (status %#x)", status);
 
 		ksft_print_msg("%s: attempt %d, N = %lu pages, local_one must grow by %lu\n",
@@ -514,7 +516,7 @@ TEST_F(flush_pending, copy_flushes)
 
 	for (i = 0; i < 2 * nr; i++)
 		bad += *b_word(&self->b, i) != have + i;
-	EXPECT_EQ(0, bad)
+	ASSERT_EQ(0, bad)
 		TH_LOG("%lu pages lost their data", bad);
 	if (v != VERDICT_PASS && fails < attempt)
 		SKIP(return, "flushes elsewhere in the system blur those of the faults");
@@ -710,6 +712,7 @@ TEST_F(flush_pending, copy_loses_no_write)
 	guard_wait_ready(&g, 1);
 	ksft_print_msg("round N: protect time, F's write done (after the protect),\n");
 	ksft_print_msg("  within it without uffd-wp fault or not, page, W's writes lost/made\n");
+	fflush(stdout);
 	start = now_ns();
 	for (k = 0; k < GUARD_ROUNDS &&
 	     now_ns() - start < GUARD_BUDGET_MS * NSEC_PER_MSEC; k++) {

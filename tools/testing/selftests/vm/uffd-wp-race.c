@@ -98,7 +98,7 @@
 #define MIN_IOCTL_MS		50
 #define LOCK_ATTEMPTS		4
 /* No new attempt once this much of the test's time is spent. */
-#define LOCK_BUDGET_MS		12000
+#define LOCK_BUDGET_MS		8000
 
 FIXTURE(uffd_wp_race)
 {
@@ -191,7 +191,7 @@ FIXTURE_SETUP(uffd_wp_race)
 			SKIP(return, "%s", why);
 	}
 
-	self->uffd = uffd_open(self->features);
+	self->uffd = uffd_wp_open(self->features);
 	ASSERT_LE(0, self->uffd)
 		TH_LOG("userfaultfd with features 0x%llx: %s",
 		       (unsigned long long)self->features, strerror(errno));
@@ -942,7 +942,7 @@ static const char *lock_range_new(struct lock_range *lr, size_t size)
 	why = map_zero_page_range(&lr->addr, size);
 	if (why)
 		return why;
-	lr->uffd = uffd_open(UFFD_FEATURE_PAGEFAULT_FLAG_WP);
+	lr->uffd = uffd_wp_open(UFFD_FEATURE_PAGEFAULT_FLAG_WP);
 	if (lr->uffd < 0 || uffd_register_wp(lr->uffd, lr->addr, size)) {
 		lock_range_free(lr);
 		return "userfaultfd registration of the range failed";
