@@ -63,6 +63,7 @@ for k in "${kernels[@]}"; do
 		[ -n "${want[$k/$p]}" ] || continue
 		runs[$k/$p]=$(tr -d '\r' <"$out/console.log" | grep -cE "^(not )?ok [0-9]+ $p-[0-9]+ " || true)
 		fails[$k/$p]=$(tr -d '\r' <"$out/console.log" | grep -cE "^not ok [0-9]+ $p-[0-9]+ " || true)
+		log "$k: $p failed ${fails[$k/$p]} of ${runs[$k/$p]} runs (expected: ${want[$k/$p]})"
 	done
 done
 
