@@ -60,7 +60,7 @@ for k in "${kernels[@]}"; do
 	done
 	out=$(env "${kenv[@]}" bash -c ". '$REPO/scripts/lib.sh'; echo \$OUT_DIR")
 	for p in "${progs[@]}"; do
-		[ -n "${want[$k/$p]}" ] || continue
+		[ -n "${want[$k/$p]:-}" ] || continue
 		runs[$k/$p]=$(tr -d '\r' <"$out/console.log" | grep -cE "^(not )?ok [0-9]+ $p-[0-9]+ " || true)
 		fails[$k/$p]=$(tr -d '\r' <"$out/console.log" | grep -cE "^not ok [0-9]+ $p-[0-9]+ " || true)
 		log "$k: $p failed ${fails[$k/$p]} of ${runs[$k/$p]} runs (expected: ${want[$k/$p]})"
