@@ -36,7 +36,6 @@ backstop() { awk -v t="$1" '$1 == t { print $2 }' "$REPO/configs/tests.txt"; }
 declare -A want fails runs
 cells=()
 for k in "${kernels[@]}"; do
-	mapfile -t kenv < <(kernel_env "$k")
 	list=$BUILD_DIR/flake-tests.txt
 	: >"$list"
 	for p in "${progs[@]}"; do
@@ -54,15 +53,11 @@ for k in "${kernels[@]}"; do
 	done
 	[ -s "$list" ] || continue
 	log "=== kernel $k: $(cut -d' ' -f1 "$list" | sed 's/-[0-9]*$//' | uniq -c | xargs)"
-	for s in series kernel selftests initramfs qemu; do
-		env "${kenv[@]}" TESTS_FILE="$list" TESTS='*' "$REPO/scripts/$s.sh" ||
-			[ "$s" = qemu ] || die "kernel $k: stage $s failed"
-	done
-	out=$(env "${kenv[@]}" bash -c ". '$REPO/scripts/lib.sh'; echo \$OUT_DIR")
+	boot_kernel "$k" TESTS_FILE="$list" TESTS='*'
 	for p in "${progs[@]}"; do
 		[ -n "${want[$k/$p]:-}" ] || continue
-		runs[$k/$p]=$(tr -d '\r' <"$out/console.log" | grep -cE "^(not )?ok [0-9]+ $p-[0-9]+ " || true)
-		fails[$k/$p]=$(tr -d '\r' <"$out/console.log" | grep -cE "^not ok [0-9]+ $p-[0-9]+ " || true)
+		runs[$k/$p]=$(tr -d '\r' <"$KERNEL_OUT/console.log" | grep -cE "^(not )?ok [0-9]+ $p-[0-9]+ " || true)
+		fails[$k/$p]=$(tr -d '\r' <"$KERNEL_OUT/console.log" | grep -cE "^not ok [0-9]+ $p-[0-9]+ " || true)
 		log "$k: $p failed ${fails[$k/$p]} of ${runs[$k/$p]} runs (expected: ${want[$k/$p]})"
 	done
 done

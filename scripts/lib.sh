@@ -121,3 +121,18 @@ kernel_env() {
 		echo "EXTRA_PATCH=${patches[*]}" ;;
 	esac
 }
+
+# boot_kernel KERNEL VAR=VALUE...: build KERNEL (a matrix column, see
+# kernel_env) and run the guest tests the settings select (TESTS,
+# TESTS_FILE); a failed guest run is the caller's to judge. Sets
+# KERNEL_OUT to the kernel's output directory (its console.log).
+boot_kernel() {
+	local k=$1 s kenv
+	shift
+	mapfile -t kenv < <(kernel_env "$k")
+	for s in series kernel selftests initramfs qemu; do
+		env "${kenv[@]}" "$@" "$REPO/scripts/$s.sh" ||
+			[ "$s" = qemu ] || die "kernel $k: stage $s failed"
+	done
+	KERNEL_OUT=$(env "${kenv[@]}" bash -c ". '$REPO/scripts/lib.sh'; echo \$OUT_DIR")
+}

@@ -47,15 +47,10 @@ done
 declare -A actual times
 for k in "${kernels[@]}"; do
 	start=$(date +%s)
-	mapfile -t kenv < <(kernel_env "$k")
-	log "=== kernel $k: ${kenv[*]}"
-	for s in series kernel selftests initramfs qemu; do
-		env "${kenv[@]}" TESTS="${tests[*]}" "$REPO/scripts/$s.sh" ||
-			[ "$s" = qemu ] || die "kernel $k: stage $s failed"
-	done
-	out=$(env "${kenv[@]}" bash -c ". '$REPO/scripts/lib.sh'; echo \$OUT_DIR")
+	log "=== kernel $k: $(kernel_env "$k" | xargs)"
+	boot_kernel "$k" TESTS="${tests[*]}"
 	for t in "${rows[@]}"; do
-		actual[$k/$t]=$(verdict "$out/console.log" "$t")
+		actual[$k/$t]=$(verdict "$KERNEL_OUT/console.log" "$t")
 	done
 	times[$k]=$(($(date +%s) - start))
 done
