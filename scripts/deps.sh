@@ -1,7 +1,8 @@
 #!/bin/bash
 # Stage "deps": install the Debian packages the pipeline needs. Runs
 # 'apt-get update' once, and only when something is missing; uses sudo
-# when not root.
+# when not root. Arguments: more packages that one stage needs (make bench:
+# gnuplot-nox).
 . "$(dirname "$0")/lib.sh"
 
 packages=(
@@ -10,6 +11,7 @@ packages=(
 	busybox-static qemu-system-x86
 	sparse codespell perl python3 python3-ply python3-git git git-email
 	libmailtools-perl libemail-valid-perl libio-socket-ssl-perl
+	"$@"
 )
 
 missing=()

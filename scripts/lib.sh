@@ -105,7 +105,8 @@ tap_end() {
 }
 
 # kernel_env KERNEL: the settings that select it, one per line. A mutant
-# column may stack mutants: A+B is mutants/A.patch, then mutants/B.patch.
+# column may stack mutants: A+B is mutants/A.patch, then mutants/B.patch;
+# a name not in mutants/ is an alternative design in bench/NAME.patch.
 kernel_env() {
 	local m patches=()
 	case "$1" in
@@ -114,25 +115,37 @@ kernel_env() {
 	series@[0-9]*) printf 'MODE=series\nSERIES_UPTO=%s\n' "${1#series@}" ;;
 	*)
 		for m in ${1//+/ }; do
-			[ -f "$REPO/mutants/$m.patch" ] || die "no mutant patch mutants/$m.patch"
-			patches+=("$REPO/mutants/$m.patch")
+			if [ -f "$REPO/mutants/$m.patch" ]; then
+				patches+=("$REPO/mutants/$m.patch")
+			elif [ -f "$REPO/bench/$m.patch" ]; then
+				patches+=("$REPO/bench/$m.patch")
+			else
+				die "no patch mutants/$m.patch or bench/$m.patch"
+			fi
 		done
 		echo "MODE=series"
 		echo "EXTRA_PATCH=${patches[*]}" ;;
 	esac
 }
 
-# boot_kernel KERNEL VAR=VALUE...: build KERNEL (a matrix column, see
-# kernel_env) and run the guest tests the settings select (TESTS,
-# TESTS_FILE); a failed guest run is the caller's to judge. Sets
-# KERNEL_OUT to the kernel's output directory (its console.log).
-boot_kernel() {
+# build_kernel KERNEL [VAR=value...]: build that kernel, its selftests and
+# its initramfs (the settings of kernel_env, then the given ones); set
+# KERNEL_OUT to the kernel's output directory. boot_kernel also boots it,
+# running the guest tests the settings select (TESTS, TESTS_FILE); a
+# failed guest run is the caller's to judge from KERNEL_OUT/console.log.
+build_kernel() {
 	local k=$1 s kenv
 	shift
 	mapfile -t kenv < <(kernel_env "$k")
-	for s in series kernel selftests initramfs qemu; do
-		env "${kenv[@]}" "$@" "$REPO/scripts/$s.sh" ||
-			[ "$s" = qemu ] || die "kernel $k: stage $s failed"
+	for s in series kernel selftests initramfs; do
+		env "${kenv[@]}" "$@" "$REPO/scripts/$s.sh" || die "kernel $k: stage $s failed"
 	done
 	KERNEL_OUT=$(env "${kenv[@]}" bash -c ". '$REPO/scripts/lib.sh'; echo \$OUT_DIR")
+}
+boot_kernel() {
+	local kenv
+	build_kernel "$@"
+	mapfile -t kenv < <(kernel_env "$1")
+	shift
+	env "${kenv[@]}" "$@" "$REPO/scripts/qemu.sh" || true
 }

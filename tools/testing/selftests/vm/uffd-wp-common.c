@@ -429,17 +429,25 @@ long thread_minflt(void)
 }
 
 /* The /proc/self/pagemap entry of @addr, 0 if it cannot be read. */
-uint64_t pagemap_entry(void *addr)
+uint64_t pagemap_read(int fd, void *addr)
 {
 	uint64_t ent = 0;
-	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
-		return 0;
 	if (pread(fd, &ent, sizeof(ent),
 		  (unsigned long)addr / BASE_PAGE_SIZE * sizeof(ent)) !=
 	    sizeof(ent))
 		ent = 0;
+	return ent;
+}
+
+uint64_t pagemap_entry(void *addr)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	uint64_t ent;
+
+	if (fd < 0)
+		return 0;
+	ent = pagemap_read(fd, addr);
 	close(fd);
 	return ent;
 }

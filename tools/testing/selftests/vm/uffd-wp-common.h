@@ -26,6 +26,9 @@
 #ifndef PM_SOFT_DIRTY
 #define PM_SOFT_DIRTY		BIT_ULL(55)	/* in /proc/self/pagemap */
 #endif
+#ifndef PM_UFFD_WP
+#define PM_UFFD_WP		BIT_ULL(57)
+#endif
 
 enum mem_type {
 	MEM_ANON,		/* private anonymous 4K pages */
@@ -91,6 +94,7 @@ long long tlb_shootdowns(void);
 long meminfo_kb(const char *key);
 long thread_minflt(void);
 uint64_t pagemap_entry(void *addr);
+uint64_t pagemap_read(int fd, void *addr);
 int uffd_wp_write_file(const char *path, const char *text);
 
 /*

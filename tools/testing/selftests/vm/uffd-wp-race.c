@@ -6,8 +6,8 @@
  * tables whose TLB flush is deferred to the end of the range. A page fault
  * that runs concurrently may observe a protected PTE while another CPU
  * still writes through a stale, writable TLB entry; when that fault then
- * copies the page (wp_page_copy()) the stale writes are lost. Protecting
- * therefore takes mmap_lock for write, unprotecting keeps the read lock.
+ * copies the page (wp_page_copy()) the stale writes are lost. So a
+ * protect flushes the TLB before it releases each page table lock.
  *
  * The tests, for anonymous memory (4K, THP, and 4K shared with a forked
  * child so that writes go through the COW copy), shmem and private hugetlb:
@@ -32,31 +32,31 @@
  *        of increments its writer issued to it.
  *    Rounds run for RACE_MS per variant; a soak runs the program in a loop.
  *
- *  - protect_excludes_faults (anon): a fault on another anonymous mapping,
- *    issued from another CPU while a long protect of a large populated
- *    range is in progress, must wait for the protect to return: the
- *    protect holds mmap_lock for write. "Waited" means the fault took at
- *    least 3/4 of the time the ioctl still ran after the fault began
- *    (the ioctl's own return path may be delayed by the host, so the
- *    fault may end a little before the ioctl's caller sees the return).
+ *  - seen_protected_stays_unwritten (anon, THP, shmem, hugetlb): once a
+ *    page shows as write-protected, no CPU writes to it any more. A writer
+ *    thread keeps its TLB entry for page x hot and writable; a watcher on
+ *    a third CPU polls x's /proc/self/pagemap entry (read under the page
+ *    table lock, as a page fault reads the PTE) for the uffd-wp bit while
+ *    the test thread protects, and counts the writer's writes from the
+ *    moment it sees the bit until the protect has returned (plus
+ *    SEEN_SETTLE_US): at most 1, a write in flight. More means a stale
+ *    writable TLB entry outlived the page table lock, so a fault could
+ *    have found x protected and acted on it (copied it, or resolved it)
+ *    while the page was still being written. Rounds of SEEN_MS each for a
+ *    protect of x's page (or THP/hugetlb page) alone, then of a range of
+ *    several page tables that begins with x.
  *
- *  - unprotect_allows_faults (anon): the same fault during a long
- *    unprotect must not wait: it ends within 1/4 of the time the ioctl
- *    still ran; unprotecting keeps mmap_lock for read.
- *
- *    Both populate the range with read faults (zero-page PTEs: the ioctls
- *    visit and change each of them, but only page tables are allocated,
- *    so the range can be many GiB), measure the duration of the ioctl,
- *    size the range so that it takes at least MIN_IOCTL_MS (a few GiB
- *    under TCG), and start the fault a quarter of that time after the
- *    ioctl was entered. A run in which the fault only started once the
- *    ioctl had returned, or ended between 1/4 and 3/4 of the remaining
- *    time, proves nothing; it is retried with a larger range, and the
- *    test is skipped if no run can be placed within LOCK_BUDGET_MS (or
- *    populating the range it needs would not fit in it).
+ *  - faults_run_during_wp (anon): page faults of another thread, on
+ *    another mapping, complete while a long protect runs, and while a
+ *    long unprotect runs: at least FAULTS_INSIDE_MIN begin and end inside
+ *    each. The range is zero-page PTEs (the ioctls visit and change each
+ *    of them, but only page tables are allocated, so it can be many GiB),
+ *    sized so that each ioctl takes at least MIN_IOCTL_MS; the test is
+ *    skipped if populating it would not fit in LOCK_BUDGET_MS.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -92,12 +92,16 @@
 			ksft_print_msg(fmt, ##__VA_ARGS__);		\
 	} while (0)
 
-/* protect_excludes_faults / unprotect_allows_faults */
+/* seen_protected_stays_unwritten */
+#define SEEN_MS			1000	/* rounds per range size */
+#define SEEN_SETTLE_US		200	/* for a write in flight to land */
+#define SEEN_LARGE_SIZE		(16UL << 20)	/* 8 page tables */
+/* faults_run_during_wp */
 #define LOCK_RANGE_GB		1UL
 #define LOCK_MAX_RANGE_GB	64UL
 #define MIN_IOCTL_MS		50
-#define LOCK_ATTEMPTS		4
-/* No new attempt once this much of the test's time is spent. */
+#define FAULTS_INSIDE_MIN	10
+/* No bigger range once this much of the test's time is spent. */
 #define LOCK_BUDGET_MS		8000
 
 FIXTURE(uffd_wp_race)
@@ -881,36 +885,241 @@ TEST_F(uffd_wp_race, race)
 }
 
 /*
- * protect_excludes_faults / unprotect_allows_faults: a fault on another
- * mapping from another CPU while a long UFFDIO_WRITEPROTECT runs.
+ * seen_protected_stays_unwritten: once a page shows as write-protected, no
+ * CPU writes to it any more.
  */
-struct fault_thread {
-	int cpu;
-	char *page;			/* never touched before */
-	unsigned long long delay;	/* after go, before the touch */
-	int ready;
-	int go;
-	int pin_err;
-	unsigned long long t_touch;	/* touch started */
-	unsigned long long t_done;	/* touch completed */
+struct seen {
+	char *x;			/* the watched page */
+	int cpu_writer, cpu_watcher;
+	unsigned long progress;		/* writer: writes to x done */
+	int stop;
+	int watch;			/* monitor: a round is on */
+	int returned;			/* monitor: its protect returned */
+	int seen;			/* watcher: x showed as protected */
+	unsigned long after;		/* watcher: writes done after that */
+	int err;			/* errno of a thread's setup */
 };
 
-static void *fault_fn(void *arg)
+/* Write x as fast as possible, publishing the count after each write. */
+static void *seen_writer_fn(void *arg)
 {
-	struct fault_thread *f = arg;
+	struct seen *s = arg;
+	unsigned long n = 0;
+
+	if (pin_self(s->cpu_writer))
+		__atomic_store_n(&s->err, errno, __ATOMIC_RELAXED);
+	while (!__atomic_load_n(&s->stop, __ATOMIC_RELAXED)) {
+		inc_word((unsigned long *)s->x);
+		__atomic_store_n(&s->progress, ++n, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+/*
+ * In each round, poll x's pagemap entry until it shows the uffd-wp bit;
+ * count the writer's writes from then until the protect has returned and
+ * SEEN_SETTLE_US more have passed.
+ */
+static void *seen_watcher_fn(void *arg)
+{
+	struct seen *s = arg;
+	unsigned long p0;
+	int fd;
+
+	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || pin_self(s->cpu_watcher)) {
+		__atomic_store_n(&s->err, errno, __ATOMIC_RELAXED);
+		return NULL;
+	}
+	while (!__atomic_load_n(&s->stop, __ATOMIC_RELAXED)) {
+		if (!__atomic_load_n(&s->watch, __ATOMIC_ACQUIRE) ||
+		    !(pagemap_read(fd, s->x) & PM_UFFD_WP))
+			continue;
+		p0 = __atomic_load_n(&s->progress, __ATOMIC_ACQUIRE);
+		while (!__atomic_load_n(&s->returned, __ATOMIC_ACQUIRE))
+			;
+		sleep_ns(SEEN_SETTLE_US * 1000ULL);
+		__atomic_store_n(&s->after,
+				 __atomic_load_n(&s->progress, __ATOMIC_ACQUIRE) - p0,
+				 __ATOMIC_RELAXED);
+		__atomic_store_n(&s->watch, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->seen, 1, __ATOMIC_RELEASE);
+	}
+	close(fd);
+	return NULL;
+}
+
+/* Spin until *@p is nonzero: false if @ms passed first. */
+static bool spin_for(int *p, unsigned long long ms)
+{
+	unsigned long long end = now_ns() + ms * NSEC_PER_MSEC;
+
+	while (!__atomic_load_n(p, __ATOMIC_ACQUIRE))
+		if (now_ns() > end)
+			return false;
+	return true;
+}
+
+struct seen_result {
+	unsigned long rounds;
+	unsigned long bad_rounds;	/* x written twice or more after seen */
+	unsigned long worst;
+	const char *skip;
+	char err[160];
+};
+
+/*
+ * Rounds of: wait for the writer to write x twice (its TLB entry is hot
+ * and writable), protect [start, start + len), then unprotect it, which
+ * lets the writer go on, for SEEN_MS.
+ */
+static void seen_rounds(struct seen *s, int uffd, char *start, size_t len,
+			struct seen_result *res)
+{
+	unsigned long long end = now_ns() + SEEN_MS * NSEC_PER_MSEC, t;
+	unsigned long p;
+
+	while (now_ns() < end) {
+		p = __atomic_load_n(&s->progress, __ATOMIC_ACQUIRE);
+		t = now_ns() + NSEC_PER_SEC;
+		while (__atomic_load_n(&s->progress, __ATOMIC_ACQUIRE) < p + 2)
+			if (now_ns() > t) {
+				snprintf(res->err, sizeof(res->err),
+					 "the writer made no progress for 1 s after an unprotect");
+				return;
+			}
+		__atomic_store_n(&s->returned, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->seen, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->watch, 1, __ATOMIC_RELEASE);
+		if (uffd_wp(uffd, start, len, UFFDIO_WRITEPROTECT_MODE_WP)) {
+			snprintf(res->err, sizeof(res->err),
+				 "UFFDIO_WRITEPROTECT(WP): %s", strerror(errno));
+			return;
+		}
+		__atomic_store_n(&s->returned, 1, __ATOMIC_RELEASE);
+		if (!spin_for(&s->seen, 1000)) {
+			res->skip = "/proc/self/pagemap does not show the uffd-wp bit of a protected page";
+			return;
+		}
+		res->rounds++;
+		if (s->after > 1) {
+			if (!res->bad_rounds)
+				ksft_print_msg("round %lu: %lu writes after pagemap showed the page write-protected\n",
+					       res->rounds, s->after);
+			res->bad_rounds++;
+		}
+		if (s->after > res->worst)
+			res->worst = s->after;
+		if (uffd_wp(uffd, start, len, 0)) {
+			snprintf(res->err, sizeof(res->err),
+				 "UFFDIO_WRITEPROTECT(0): %s", strerror(errno));
+			return;
+		}
+	}
+}
+
+TEST_F(uffd_wp_race, seen_protected_stays_unwritten)
+{
+	struct mem_area large = { .addr = MAP_FAILED, .memfd = -1 };
+	struct seen s = { 0 };
+	struct seen_result res[2] = { 0 };
+	pthread_t writer, watcher;
+	const char *why = NULL;
+	size_t small;
+	int i;
+
+	if (!self->ready)
+		return;
+	if (variant->cow)
+		SKIP(return, "pages shared with a child are mapped read-only: no writable TLB entry");
+	if (self->nr_cpus < 3)
+		SKIP(return, "needs 3 CPUs");
+	/* A range of several page tables, x in the first one. */
+	if (mem_type_is_hugetlb(variant->type)) {
+		large = self->m;
+	} else {
+		why = mem_area_map(&large, variant->type, SEEN_LARGE_SIZE /
+				   (variant->type == MEM_ANON_THP ?
+				    UFFD_WP_HPAGE_SIZE : BASE_PAGE_SIZE),
+				   "uffd-wp-seen");
+		if (!why) {
+			memset(large.addr, 1, large.size);
+			if (variant->type == MEM_ANON_THP)
+				why = mem_area_check_thp(&large);
+		}
+		if (why) {
+			mem_area_unmap(&large);
+			SKIP(return, "%s", why);
+		}
+		ASSERT_EQ(0, uffd_register_wp(self->uffd, large.addr, large.size))
+			TH_LOG("UFFDIO_REGISTER(WP): %s", strerror(errno));
+	}
+	small = mem_type_is_hugetlb(variant->type) || variant->type == MEM_ANON_THP ?
+		UFFD_WP_HPAGE_SIZE : BASE_PAGE_SIZE;
+
+	s.x = large.addr;
+	s.cpu_watcher = self->cpus[1];
+	s.cpu_writer = self->cpus[2];
+	ASSERT_EQ(0, pin_self(self->cpus[0]));
+	ASSERT_EQ(0, pthread_create(&writer, NULL, seen_writer_fn, &s));
+	ASSERT_EQ(0, pthread_create(&watcher, NULL, seen_watcher_fn, &s));
+	seen_rounds(&s, self->uffd, large.addr, small, &res[0]);
+	if (!res[0].skip && !res[0].err[0])
+		seen_rounds(&s, self->uffd, large.addr, large.size, &res[1]);
+	__atomic_store_n(&s.stop, 1, __ATOMIC_RELAXED);
+	uffd_wp(self->uffd, large.addr, large.size, 0);
+	pthread_join(writer, NULL);
+	pthread_join(watcher, NULL);
+	if (large.addr != self->m.addr)
+		mem_area_unmap(&large);
+
+	ASSERT_EQ(0, s.err)
+		TH_LOG("pinning a thread or opening pagemap: %s", strerror(s.err));
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(0, res[i].err[0])
+			TH_LOG("%s", res[i].err);
+		if (res[i].skip)
+			SKIP(return, "%s", res[i].skip);
+		ksft_print_msg("%s range of %zu KiB: %lu rounds, %lu with writes after the page showed as protected (at most %lu)\n",
+			       i ? "large" : "small", (i ? large.size : small) >> 10,
+			       res[i].rounds, res[i].bad_rounds, res[i].worst);
+	}
+	EXPECT_EQ(0, res[0].bad_rounds + res[1].bad_rounds)
+		TH_LOG("a CPU kept writing to a page that pagemap showed write-protected: a stale TLB entry outlived the page table lock");
+}
+
+/*
+ * faults_run_during_wp: faults of another thread, on another mapping,
+ * keep completing while a long UFFDIO_WRITEPROTECT runs, protect or
+ * unprotect.
+ */
+struct fault_loop {
+	int cpu;
+	char *page;
+	int go, stop, pin_err;
+	unsigned long long t_from, t_to;	/* the ioctl, set by the caller */
+	unsigned long inside;			/* faults begun and done in it */
+};
+
+static void *fault_loop_fn(void *arg)
+{
+	struct fault_loop *f = arg;
+	unsigned long long t0, t1, from, to;
 
 	if (pin_self(f->cpu))
 		f->pin_err = errno;
-	/* Warm up clock_gettime() and nanosleep(): only the touch may fault. */
-	f->t_touch = now_ns();
-	sleep_ns(1000);
-	__atomic_store_n(&f->ready, 1, __ATOMIC_RELEASE);
 	while (!__atomic_load_n(&f->go, __ATOMIC_ACQUIRE))
 		;
-	sleep_ns(f->delay);
-	f->t_touch = now_ns();
-	__atomic_store_n(f->page, 1, __ATOMIC_RELAXED);
-	f->t_done = now_ns();
+	while (!__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE)) {
+		t0 = now_ns();
+		madvise(f->page, BASE_PAGE_SIZE, MADV_DONTNEED);
+		__atomic_store_n(f->page, 1, __ATOMIC_RELAXED);
+		t1 = now_ns();
+		from = __atomic_load_n(&f->t_from, __ATOMIC_ACQUIRE);
+		to = __atomic_load_n(&f->t_to, __ATOMIC_ACQUIRE);
+		if (from && t0 >= from && (!to || t1 <= to))
+			f->inside++;
+	}
 	return NULL;
 }
 
@@ -971,11 +1180,10 @@ static size_t lock_size(unsigned long long size, size_t max)
 	return size > max ? max : size;
 }
 
-/* One run of a lock test, and its outcome. */
 struct lock_run {
-	bool protect;		/* protect, or unprotect the whole range */
-	int cpus[2];		/* the ioctl's, the fault's */
-	int verdict;		/* 1 as expected, 0 not, -1 no fault placed */
+	int cpus[2];		/* the ioctl's, the faults' */
+	unsigned long inside[2];	/* faults inside the protect, the unprotect */
+	unsigned long long dur[2];
 	const char *skip;	/* why it cannot run here */
 	char err[160];		/* why it failed to run */
 };
@@ -984,26 +1192,20 @@ struct lock_run {
 	snprintf((run)->err, sizeof((run)->err), fmt, ##__VA_ARGS__)
 
 /*
- * Run the protect (run->protect) or the unprotect of the whole range with
- * a fault racing it; as expected == the fault completed after the ioctl
- * returned (protect) or before (unprotect).
+ * Size a zero-page range so that a protect and an unprotect of it take at
+ * least MIN_IOCTL_MS each, then count the faults that another thread
+ * begins and completes inside each of them.
  */
 static void lock_test(struct lock_run *run)
 {
-	__u64 mode = run->protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0;
-	const char *op = run->protect ? "protect" : "unprotect";
-	unsigned long long t_start, t_end, dur = 0, tp, tu, wait, lat;
 	size_t size = LOCK_RANGE_GB << 30, max = LOCK_MAX_RANGE_GB << 30;
-	size_t touch_len = LOCK_ATTEMPTS * BASE_PAGE_SIZE;
 	struct lock_range lr = { .addr = MAP_FAILED, .uffd = -1 };
-	unsigned long long t0 = now_ns(), gib_ns = 0;
-	struct fault_thread f;
+	unsigned long long t0 = now_ns(), gib_ns = 0, t, tp, tu;
+	struct fault_loop f = { 0 };
 	pthread_t thr;
-	char *touch;
 	long avail;
-	int attempt;
+	int i;
 
-	run->verdict = -1;
 	/* Page tables: 2 MiB per GiB; keep them under a quarter of MemAvailable. */
 	avail = meminfo_kb("MemAvailable:");
 	if (avail > 0 && max / 512 > (size_t)avail * 1024 / 4)
@@ -1012,167 +1214,102 @@ static void lock_test(struct lock_run *run)
 		run->skip = "not enough memory for the page tables of a 1 GiB range";
 		return;
 	}
-	touch = mmap(NULL, touch_len, PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (touch == MAP_FAILED || pin_self(run->cpus[0])) {
-		LOCK_ERR(run, "mmap or sched_setaffinity: %s", strerror(errno));
+	if (pin_self(run->cpus[0])) {
+		LOCK_ERR(run, "sched_setaffinity: %s", strerror(errno));
 		return;
 	}
-	madvise(touch, touch_len, MADV_NOHUGEPAGE);
-
-	for (attempt = 0; attempt < LOCK_ATTEMPTS && run->verdict < 0 &&
-	     now_ns() - t0 < LOCK_BUDGET_MS * NSEC_PER_MSEC; attempt++) {
-		/* Size the range so that the ioctl takes MIN_IOCTL_MS. */
-		while (lr.addr == MAP_FAILED) {
-			/* Populating costs about as much per GiB as the first. */
-			if (gib_ns && now_ns() - t0 + gib_ns * (size >> 30) >
-			    LOCK_BUDGET_MS * NSEC_PER_MSEC) {
-				run->skip = "populating the range would not fit in the time budget";
-				goto out;
-			}
-			t_start = now_ns();
-			run->skip = lock_range_new(&lr, size);
-			if (!gib_ns && !run->skip)
-				gib_ns = (now_ns() - t_start) / (size >> 30);
-			if (run->skip)
-				goto out;
-			tp = timed_wp(&lr, UFFDIO_WRITEPROTECT_MODE_WP);
-			tu = timed_wp(&lr, 0);
-			if (!tp || !tu) {
-				LOCK_ERR(run, "UFFDIO_WRITEPROTECT: %s",
-					 strerror(errno));
-				goto out;
-			}
-			dur = run->protect ? tp : tu;
-			ksft_print_msg("%zu MiB: protect %.1f ms, unprotect %.1f ms\n",
-				       size >> 20, ms(tp), ms(tu));
-			if (dur >= MIN_IOCTL_MS * NSEC_PER_MSEC || size == max)
-				break;
-			/* Aim at twice the minimum. */
-			size = lock_size((unsigned long long)size * 2 * MIN_IOCTL_MS *
-					 NSEC_PER_MSEC / dur, max);
-			lock_range_free(&lr);
-		}
-		if (!run->protect && !timed_wp(&lr, UFFDIO_WRITEPROTECT_MODE_WP)) {
-			LOCK_ERR(run, "UFFDIO_WRITEPROTECT(WP): %s", strerror(errno));
+	for (;;) {
+		/* Populating costs about as much per GiB as the first. */
+		if (gib_ns && now_ns() - t0 + gib_ns * (size >> 30) >
+		    LOCK_BUDGET_MS * NSEC_PER_MSEC) {
+			run->skip = "populating the range would not fit in the time budget";
 			goto out;
 		}
-
-		memset(&f, 0, sizeof(f));
-		f.cpu = run->cpus[1];
-		f.page = touch + attempt * BASE_PAGE_SIZE;
-		f.delay = dur / 4;
-		if (pthread_create(&thr, NULL, fault_fn, &f)) {
-			LOCK_ERR(run, "pthread_create failed");
+		t = now_ns();
+		run->skip = lock_range_new(&lr, size);
+		if (run->skip)
 			goto out;
-		}
-		while (!__atomic_load_n(&f.ready, __ATOMIC_ACQUIRE))
-			sched_yield();
-
-		t_start = now_ns();
-		__atomic_store_n(&f.go, 1, __ATOMIC_RELEASE);
-		if (uffd_wp(lr.uffd, lr.addr, lr.size, mode))
+		if (!gib_ns)
+			gib_ns = (now_ns() - t) / (size >> 30);
+		tp = timed_wp(&lr, UFFDIO_WRITEPROTECT_MODE_WP);
+		tu = timed_wp(&lr, 0);
+		if (!tp || !tu) {
 			LOCK_ERR(run, "UFFDIO_WRITEPROTECT: %s", strerror(errno));
-		t_end = now_ns();
-		pthread_join(thr, NULL);
-		if (f.pin_err)
-			LOCK_ERR(run, "pinning the fault thread: %s",
-				 strerror(f.pin_err));
-		/* Back to the unprotected state for the next attempt. */
-		if (run->protect && !timed_wp(&lr, 0))
-			LOCK_ERR(run, "UFFDIO_WRITEPROTECT(0): %s", strerror(errno));
-		if (run->err[0])
 			goto out;
-
-		ksft_print_msg("attempt %d, %zu MiB: %s took %.1f ms\n",
-			       attempt + 1, size >> 20, op, ms(t_end - t_start));
-		ksft_print_msg("fault at +%.1f ms, done at +%.1f ms (%.1f ms %s the %s returned)\n",
-			       ms(f.t_touch - t_start), ms(f.t_done - t_start),
-			       f.t_done > t_end ? ms(f.t_done - t_end) : ms(t_end - f.t_done),
-			       f.t_done > t_end ? "after" : "before", op);
-		fflush(stdout);
-
-		/*
-		 * wait: how long the ioctl still ran once the touch began;
-		 * lat: how long the touch took. A fault that waited for the
-		 * lock ends near the ioctl's return (the return path itself
-		 * may be delayed by the host), one that did not ends early.
-		 */
-		wait = f.t_touch < t_end ? t_end - f.t_touch : 0;
-		lat = f.t_done - f.t_touch;
-		if (wait && lat >= wait * 3 / 4)
-			run->verdict = run->protect;
-		else if (wait && lat < wait / 4)
-			run->verdict = !run->protect;
-		if (run->verdict >= 0)
-			break;
-		ksft_print_msg("%s: inconclusive, retrying with a larger range\n",
-			       wait ? "the fault ended in the middle of the ioctl's tail" :
-			       "the fault started after the ioctl returned");
-		if (size < max) {
-			lock_range_free(&lr);
-			size = lock_size(size * 2, max);
 		}
+		ksft_print_msg("%zu MiB: protect %.1f ms, unprotect %.1f ms\n",
+			       size >> 20, ms(tp), ms(tu));
+		if ((tp < tu ? tp : tu) >= MIN_IOCTL_MS * NSEC_PER_MSEC)
+			break;
+		if (size == max) {
+			run->skip = "no range big enough for a long ioctl fits in memory";
+			goto out;
+		}
+		/* Aim at twice the minimum. */
+		size = lock_size((unsigned long long)size * 2 * MIN_IOCTL_MS *
+				 NSEC_PER_MSEC / (tp < tu ? tp : tu), max);
+		lock_range_free(&lr);
 	}
-	if (run->verdict < 0 && !run->err[0])
-		run->skip = "no run placed a fault inside the ioctl (inconclusive timing)";
+
+	f.cpu = run->cpus[1];
+	f.page = mmap(NULL, BASE_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (f.page == MAP_FAILED || pthread_create(&thr, NULL, fault_loop_fn, &f)) {
+		LOCK_ERR(run, "mmap or pthread_create: %s", strerror(errno));
+		goto out;
+	}
+	__atomic_store_n(&f.go, 1, __ATOMIC_RELEASE);
+	sleep_ns(10 * NSEC_PER_MSEC);
+	for (i = 0; i < 2; i++) {
+		f.inside = 0;
+		__atomic_store_n(&f.t_to, 0, __ATOMIC_RELEASE);
+		t = now_ns();
+		__atomic_store_n(&f.t_from, t, __ATOMIC_RELEASE);
+		if (uffd_wp(lr.uffd, lr.addr, lr.size, i ? 0 : UFFDIO_WRITEPROTECT_MODE_WP))
+			LOCK_ERR(run, "UFFDIO_WRITEPROTECT: %s", strerror(errno));
+		run->dur[i] = now_ns() - t;
+		__atomic_store_n(&f.t_to, t + run->dur[i], __ATOMIC_RELEASE);
+		/* Faults that began inside it and are still running count once done. */
+		sleep_ns(10 * NSEC_PER_MSEC);
+		run->inside[i] = __atomic_load_n(&f.inside, __ATOMIC_ACQUIRE);
+		__atomic_store_n(&f.t_from, 0, __ATOMIC_RELEASE);
+	}
+	__atomic_store_n(&f.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(thr, NULL);
+	munmap(f.page, BASE_PAGE_SIZE);
+	if (f.pin_err)
+		LOCK_ERR(run, "pinning the fault thread: %s", strerror(f.pin_err));
+	for (i = 0; i < 2; i++)
+		ksft_print_msg("%s of %zu MiB took %.1f ms; another thread did %lu faults in it\n",
+			       i ? "unprotect" : "protect", size >> 20,
+			       ms(run->dur[i]), run->inside[i]);
 out:
 	/* The harness child leaves with _exit(): do not lose the lines. */
 	fflush(stdout);
 	lock_range_free(&lr);
-	munmap(touch, touch_len);
 }
 
-/* Set up a lock test on the fixture: NULL, or why it does not run. */
-static const char *lock_test_prepare(struct lock_run *run, bool protect,
-				     bool plain_anon, int nr_cpus, int *cpus)
+TEST_F(uffd_wp_race, faults_run_during_wp)
 {
-	memset(run, 0, sizeof(*run));
-	run->protect = protect;
-	if (!plain_anon)
-		return "mmap_lock exclusion does not depend on the memory type: anon only";
-	if (nr_cpus < 2)
-		return "needs 2 CPUs";
-	run->cpus[0] = cpus[0];
-	run->cpus[1] = cpus[1];
-	return NULL;
-}
+	struct lock_run run = { 0 };
 
-/*
- * A lock test on the fixture (@protect: the protect, else the unprotect);
- * @wrong: what a wrong verdict means.
- */
-static void lock_case(struct __test_metadata *const _metadata,
-		      bool plain_anon, int nr_cpus, int *cpus, bool protect,
-		      const char *wrong)
-{
-	struct lock_run run;
-
-	run.skip = lock_test_prepare(&run, protect, plain_anon, nr_cpus, cpus);
-	if (!run.skip)
-		lock_test(&run);
+	if (!self->ready)
+		return;
+	if (variant->type != MEM_ANON || variant->cow)
+		SKIP(return, "the faults are on another mapping: anon only");
+	if (self->nr_cpus < 2)
+		SKIP(return, "needs 2 CPUs");
+	run.cpus[0] = self->cpus[0];
+	run.cpus[1] = self->cpus[1];
+	lock_test(&run);
 	if (run.skip)
 		SKIP(return, "%s", run.skip);
 	ASSERT_EQ(0, run.err[0])
 		TH_LOG("%s", run.err);
-	EXPECT_EQ(1, run.verdict)
-		TH_LOG("%s", wrong);
-}
-
-TEST_F(uffd_wp_race, protect_excludes_faults)
-{
-	if (self->ready)
-		lock_case(_metadata, variant->type == MEM_ANON && !variant->cow,
-			  self->nr_cpus, self->cpus, true,
-			  "a fault completed during UFFDIO_WRITEPROTECT(WP): no mmap write lock");
-}
-
-TEST_F(uffd_wp_race, unprotect_allows_faults)
-{
-	if (self->ready)
-		lock_case(_metadata, variant->type == MEM_ANON && !variant->cow,
-			  self->nr_cpus, self->cpus, false,
-			  "a fault waited for UFFDIO_WRITEPROTECT(0): mmap_lock held for write");
+	EXPECT_LE(FAULTS_INSIDE_MIN, run.inside[0])
+		TH_LOG("faults of other threads waited for a whole UFFDIO_WRITEPROTECT(WP)");
+	EXPECT_LE(FAULTS_INSIDE_MIN, run.inside[1])
+		TH_LOG("faults of other threads waited for a whole UFFDIO_WRITEPROTECT(0)");
 }
 
 TEST_HARNESS_MAIN
