@@ -1,14 +1,14 @@
 #!/bin/bash
 # 'make bench': bench/uffd-wp-protect-cost on each kernel of BENCH_KERNELS
-# (default "baseline series"; also series@N, mutants and the alternative
-# designs bench/NAME.patch, as in 'make matrix'), booted in turn BENCH_RUNS
-# times (default 10), so that a slow spell of the host hits every kernel.
+# (default: the base; series@0, the base built again, whose ratios show the
+# noise; the series; v2's design, bench/alt-write-lock.patch; and the same
+# in 32M chunks), booted in turn BENCH_RUNS times (default 10), so that a
+# slow spell of the host hits every kernel. Also series@N, mutants, as in
+# 'make matrix'.
 # Each number: median and range over the runs, and the ratio to the
-# baseline of the same run (median and range). The bench's control (the
-# same fault load and phase timing with no ioctl) must stay within
-# 0.97-1.03 of the baseline's in every run, or its numbers say nothing.
+# baseline of the same run (median and range); then the goals (see goals()).
 # Results: $BUILD_DIR/bench/ and, when BENCH_DOC=1 (the default for the
-# default kernels), Documentation/bench-$BASE_VERSION.{txt,png}.
+# default kernels and >= 10 runs), Documentation/bench-$BASE_VERSION.{txt,png}.
 #
 # The guest: BENCH_SMP vCPUs (default 2: one per host core on the 2-core
 # machines this runs on; with 4 vCPUs on 2 cores the control moved by 20%),
@@ -16,8 +16,9 @@
 . "$(dirname "$0")/lib.sh"
 export MEM=${MEM:-3G} SMP=${BENCH_SMP:-2} TESTS_FILE=$REPO/configs/bench.txt
 BENCH_RUNS=${BENCH_RUNS:-10}
-BENCH_KERNELS=${BENCH_KERNELS:-baseline series}
-[ "$BENCH_KERNELS" = "baseline series" ] && BENCH_DOC=${BENCH_DOC:-1}
+default_kernels="baseline series@0 series alt-write-lock alt-write-lock+alt-write-lock-chunked"
+BENCH_KERNELS=${BENCH_KERNELS:-$default_kernels}
+[ "$BENCH_KERNELS" = "$default_kernels" ] && [ "$BENCH_RUNS" -ge 10 ] && BENCH_DOC=${BENCH_DOC:-1}
 read -ra kernels <<<"$BENCH_KERNELS"
 [ "${kernels[0]}" = baseline ] || die "BENCH_KERNELS must start with baseline (the ratios' base)"
 unset EXTRA_PATCH SERIES_UPTO
@@ -76,33 +77,44 @@ awk -v base=baseline '
 		}
 	}' "$dir/all" | sort -k2,2 -k1,1 >"$dir/summary"
 
-# The goals of the write-protect cost, and whether the control held.
+# The goals of the write-protect cost. Fault rates are compared through
+# faults_vs_control (each boot's rate during protects over its own
+# control), as the host moves whole boots by up to 30%: the raw control
+# ratio and, with series@0 (the base built again) among the kernels, the
+# spread of an identical kernel show the noise these numbers carry.
 goals() {
-	awk -v base=baseline '
-		{ med[$1, $2] = $3; hi[$1, $2] = $5; rmed[$1, $2] = $6; rlo[$1, $2] = $7; rhi[$1, $2] = $8
-		  if (!($1 in seen)) { seen[$1]; order[++nk] = $1 } }
-		function goal(k, text, ok) { printf "  %-58s %s\n", text, ok ? "met" : "MISSED" }
+	awk -v base=baseline -v kernels="${kernels[*]}" '
+		BEGIN { nk = split(kernels, order, " ") }
+		{ med[$1, $2] = $3; hi[$1, $2] = $5; rmed[$1, $2] = $6; rlo[$1, $2] = $7; rhi[$1, $2] = $8 }
+		function goal(text, ok) { printf "  %-66s %s\n", text, ok ? "met" : "MISSED" }
+		function info(text) { printf "  %s\n", text }
 		END {
+			n = split("p4k p2m p1g zero8g", cs, " ")
 			for (ki = 2; ki <= nk; ki++) {
 				k = order[ki]
 				printf "%s vs baseline:\n", k
-				ok = 1
-				split("p4k p2m p1g zero8g", cs, " ")
-				for (c in cs) {
+				lo = 9; up = 0; nlo = 9; nup = 0
+				for (c = 1; c <= n; c++) {
 					m = cs[c] ".control_faults_per_s"
-					if (rlo[k, m] < 0.97 || rhi[k, m] > 1.03) ok = 0
+					if (rlo[k, m] < lo) lo = rlo[k, m]
+					if (rhi[k, m] > up) up = rhi[k, m]
+					m = cs[c] ".faults_vs_control"
+					if (rlo[k, m] < nlo) nlo = rlo[k, m]
+					if (rhi[k, m] > nup) nup = rhi[k, m]
 				}
-				goal(k, "control faults/s within 0.97-1.03 in every run", ok)
-				goal(k, sprintf("4K protect latency <= 1.05x (median %.3fx)", rmed[k, "p4k.protect_p50_us"]),
+				info(sprintf("control faults/s, ratio per run: %.3f - %.3f (the host)", lo, up))
+				info(sprintf("faults/s over control, ratio per run: %.3f - %.3f", nlo, nup))
+				goal(sprintf("4K protect latency <= 1.05x (median %.3fx)", rmed[k, "p4k.protect_p50_us"]),
 				     rmed[k, "p4k.protect_p50_us"] <= 1.05)
-				goal(k, sprintf("faults/s during 4K protects >= 0.95x (median %.3fx)", rmed[k, "p4k.faults_per_s"]),
-				     rmed[k, "p4k.faults_per_s"] >= 0.95)
-				goal(k, sprintf("faults/s during 1G protects >= 0.90x (median %.3fx)", rmed[k, "p1g.faults_per_s"]),
-				     rmed[k, "p1g.faults_per_s"] >= 0.9)
-				for (c in cs) {
+				goal(sprintf("faults/s during 4K protects >= 0.95x (median %.3fx)", rmed[k, "p4k.faults_vs_control"]),
+				     rmed[k, "p4k.faults_vs_control"] >= 0.95)
+				goal(sprintf("faults/s during 1G protects >= 0.90x (median %.3fx)", rmed[k, "p1g.faults_vs_control"]),
+				     rmed[k, "p1g.faults_vs_control"] >= 0.9)
+				for (c = 1; c <= n; c++) {
 					m = cs[c] ".lat_max_us"
-					d = hi[k, m] - hi[base, m]
-					goal(k, sprintf("longest fault wait, %s: %+.0f us vs baseline (<= 1000)", cs[c], d), d <= 1000)
+					d = med[k, m] - med[base, m]
+					goal(sprintf("longest fault wait, %s: median %+.0f us vs baseline (<= 1000; worst %.0f vs %.0f)",
+						     cs[c], d, hi[k, m], hi[base, m]), d <= 1000)
 				}
 			}
 		}' "$dir/summary"
@@ -122,7 +134,7 @@ goals() {
 for k in "${kernels[@]}"; do
 	for c in p4k p2m p1g zero8g; do
 		awk -v k="$k" -v c="$c" '
-			$1 == k && $2 == c ".faults_per_s" { f = $6; flo = $7; fhi = $8 }
+			$1 == k && $2 == c ".faults_vs_control" { f = $6; flo = $7; fhi = $8 }
 			$1 == k && $2 == c ".control_faults_per_s" { cf = $6 }
 			$1 == k && $2 == c ".lat_max_us" { mx = $3; mlo = $4; mhi = $5 }
 			$1 == k && $2 == c ".lat_p99_us" { p99 = $3 }
@@ -147,7 +159,7 @@ set output '$dir/bench.png'
 set multiplot layout 2,1 title "uffd-wp protect cost, $(config_name) config, $SMP vCPUs, $BENCH_RUNS runs (median, min-max)"
 set xrange [-0.5:3.5]
 set grid y
-set ylabel "faults/s during protects, x baseline"
+set ylabel "faults/s during protects / control, x baseline"
 set key outside right
 plot 1 with lines dt 2 lc 0 notitle, 0.9 with lines dt 3 lc 0 notitle, $ratios
 set logscale y

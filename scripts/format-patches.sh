@@ -3,12 +3,12 @@
 # branch of the kernel tree (BRANCH, default "dev"), where patches are
 # developed: git format-patch against the base tag, one file per commit,
 # and the cover letter filled from Documentation/cover-letter.txt.
-#   VERSION       the series version, git format-patch -v (default 2)
+#   VERSION       the series version, git format-patch -v (default 3)
 #   PATCHES_DIR   where to write (default patches/; check-patches.sh
 #                 regenerates into a scratch dir and compares)
 . "$(dirname "$0")/lib.sh"
 BRANCH=${BRANCH:-dev}
-VERSION=${VERSION:-2}
+VERSION=${VERSION:-3}
 PATCHES_DIR=${PATCHES_DIR:-$REPO/patches}
 mkdir -p "$PATCHES_DIR"
 
