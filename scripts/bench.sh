@@ -7,7 +7,8 @@
 # 'make matrix'.
 # Each number: median and range over the runs, and the ratio to the
 # baseline of the same run (median and range); then the goals (see goals()).
-# Results: $BUILD_DIR/bench/ and, when BENCH_DOC=1 (the default for the
+# BENCH_REPORT_ONLY=1 makes the tables and the plot again from the runs
+# of the last bench, without booting anything. Results: $BUILD_DIR/bench/ and, when BENCH_DOC=1 (the default for the
 # default kernels and >= 10 runs), Documentation/bench-$BASE_VERSION.{txt,png}.
 #
 # The guest: BENCH_SMP vCPUs (default 2: one per host core on the 2-core
@@ -23,28 +24,37 @@ read -ra kernels <<<"$BENCH_KERNELS"
 [ "${kernels[0]}" = baseline ] || die "BENCH_KERNELS must start with baseline (the ratios' base)"
 unset EXTRA_PATCH SERIES_UPTO
 dir=$BUILD_DIR/bench
-rm -rf "$dir"
-mkdir -p "$dir"
 "$REPO/scripts/deps.sh" gnuplot-nox
-
 # Build every kernel once; then only boot them, alternating.
-declare -A kout
-for k in "${kernels[@]}"; do
-	build_kernel "$k"
-	kout[$k]=$KERNEL_OUT
-done
-start=$(date +%s)
-for i in $(seq 1 "$BENCH_RUNS"); do
+run_bench() {
+	local i k n kenv
+	declare -A kout
+	rm -rf "$dir"
+	mkdir -p "$dir"
 	for k in "${kernels[@]}"; do
-		mapfile -t kenv < <(kernel_env "$k")
-		env "${kenv[@]}" "$REPO/scripts/qemu.sh" || true
-		n=$(tr -d '\r' <"${kout[$k]}/console.log" |
-			sed -n "s/^# bench: \([a-z0-9_.]*\)=\([0-9.-]*\)$/$k $i \1 \2/p" |
-			tee -a "$dir/all" | wc -l)
-		[ "$n" -gt 0 ] || die "run $i of $k printed no bench numbers (${kout[$k]}/console.log)"
-		log "run $i/$BENCH_RUNS of $k: $n numbers ($(( $(date +%s) - start ))s so far)"
+		build_kernel "$k"
+		kout[$k]=$KERNEL_OUT
 	done
-done
+	start=$(date +%s)
+	for i in $(seq 1 "$BENCH_RUNS"); do
+		for k in "${kernels[@]}"; do
+			mapfile -t kenv < <(kernel_env "$k")
+			env "${kenv[@]}" "$REPO/scripts/qemu.sh" || true
+			n=$(tr -d '\r' <"${kout[$k]}/console.log" |
+				sed -n "s/^# bench: \([a-z0-9_.]*\)=\([0-9.-]*\)$/$k $i \1 \2/p" |
+				tee -a "$dir/all" | wc -l)
+			[ "$n" -gt 0 ] || die "run $i of $k printed no bench numbers (${kout[$k]}/console.log)"
+			log "run $i/$BENCH_RUNS of $k: $n numbers ($(( $(date +%s) - start ))s so far)"
+		done
+	done
+}
+if [ "${BENCH_REPORT_ONLY:-0}" = 1 ]; then
+	[ -s "$dir/all" ] || die "BENCH_REPORT_ONLY=1, but no runs in $dir/all"
+	log "tables and plot from the runs in $dir/all"
+else
+	run_bench
+fi
+
 
 # One line per kernel and number: median min max of the values, then
 # median min max of the ratios to the baseline of the same run.
@@ -144,20 +154,21 @@ done
 plots=
 for ki in "${!kernels[@]}"; do
 	k=${kernels[$ki]}
-	plots+="${plots:+, }'$dir/plot-$k.dat' using (\$0 + $ki * 0.15):7:8:9 with yerrorbars title '$k' pt 7 lc $((ki + 1))"
+	plots+="${plots:+, }'$dir/plot-$k.dat' using (\$0 + $ki * 0.15):6:7:8 with yerrorbars title '$k' pt 7 lc $((ki + 1))"
 done
 ratios=
 for ki in "${!kernels[@]}"; do
 	[ "$ki" = 0 ] && continue
 	k=${kernels[$ki]}
-	ratios+="${ratios:+, }'$dir/plot-$k.dat' using (\$0 + $ki * 0.15):2:3:4:xtic(1) with yerrorbars title '$k' pt 7 lc $((ki + 1))"
+	ratios+="${ratios:+, }'$dir/plot-$k.dat' using (\$0 + $ki * 0.15):2:3:4 with yerrorbars title '$k' pt 7 lc $((ki + 1))"
 	ratios+=", '$dir/plot-$k.dat' using (\$0 + $ki * 0.15):5 with points title '$k control' pt 6 lc $((ki + 1))"
 done
 gnuplot <<EOF || die "gnuplot failed"
-set terminal pngcairo size 1000,800 font ",10"
+set terminal pngcairo size 1000,800 font ",10" noenhanced
 set output '$dir/bench.png'
 set multiplot layout 2,1 title "uffd-wp protect cost, $(config_name) config, $SMP vCPUs, $BENCH_RUNS runs (median, min-max)"
 set xrange [-0.5:3.5]
+set xtics ("4K" 0, "2M" 1, "1G" 2, "8G zero" 3)
 set grid y
 set ylabel "faults/s during protects / control, x baseline"
 set key outside right

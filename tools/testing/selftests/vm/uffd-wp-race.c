@@ -35,8 +35,8 @@
  *  - seen_protected_stays_unwritten (anon, THP, shmem): once a page shows
  *    as write-protected, no CPU writes to it any more. The range spans
  *    SEEN_PAGES page tables (PMDs);
- *    the first page of each is written, the rest only read (zero-page PTEs
- *    for anon), so a protect walks many entries between two watched pages.
+ *    one page of each is written, the rest only read (zero-page PTEs for
+ *    anon), so a protect walks many entries between two watched pages.
  *    A writer thread writes the watched pages in turn, keeping its TLB
  *    entries hot and writable; a watcher on a third CPU polls their
  *    /proc/self/pagemap entries (read under the page table lock, as a page
@@ -101,7 +101,7 @@
 	} while (0)
 
 /* seen_protected_stays_unwritten */
-#define SEEN_MS			1500	/* of rounds */
+#define SEEN_MS			3000	/* of rounds */
 #define SEEN_SETTLE_US		200	/* for a write in flight to land */
 #define SEEN_WAKE_MS		50	/* see seen_writer_runs() */
 #define SEEN_PAGES		32	/* page tables, one watched page each */
@@ -1110,9 +1110,12 @@ static void seen_rounds(struct seen *s, int uffd, char *start, size_t len,
 }
 
 /*
- * The range: SEEN_PAGES page tables (PMDs), the first page of each
- * written, the rest read (zero-page PTEs for anon), so that the protect
- * walks many entries between two of them. NULL, or why not.
+ * The range: SEEN_PAGES page tables (PMDs), page i of table i written, the
+ * rest read (zero-page PTEs for anon), so that the protect walks many
+ * entries between two of them. Not the same page of each table: pages 2M
+ * apart would compete for one set of a TLB (one entry of QEMU's), and the
+ * writer would walk the page tables on every write instead of using a
+ * stale entry. NULL, or why not.
  */
 static const char *seen_map(struct mem_area *m, enum mem_type type,
 			    struct seen *s)
@@ -1135,7 +1138,7 @@ static const char *seen_map(struct mem_area *m, enum mem_type type,
 	}
 	s->nr = SEEN_PAGES;
 	for (i = 0; i < s->nr; i++) {
-		s->x[i] = m->addr + i * UFFD_WP_HPAGE_SIZE;
+		s->x[i] = m->addr + i * (UFFD_WP_HPAGE_SIZE + BASE_PAGE_SIZE);
 		store_word((unsigned long *)s->x[i], 0);
 	}
 	return NULL;
