@@ -81,9 +81,10 @@
  *    TLB entry loses W's increments until wp_page_copy() flushes. On 6.1
  *    other layers keep this from happening: the protect flushes P before
  *    it releases P's page table lock, so neither U nor F finds P protected
- *    while W can still write to it, and P is exclusive, so F reuses it. The test prints, per run, in how many rounds F's fault
- *    completed within the protect without a uffd-wp fault, and in how
- *    many P was copied (its PFN in /proc/self/pagemap changed).
+ *    while W can still write to it, and P is exclusive, so F reuses it.
+ *    The test prints, per run, in how many rounds F's fault completed
+ *    within the protect without a uffd-wp fault, and in how many P was
+ *    copied (its PFN in /proc/self/pagemap changed).
  */
 #define _GNU_SOURCE
 #include <errno.h>

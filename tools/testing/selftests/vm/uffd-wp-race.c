@@ -1073,7 +1073,7 @@ static void seen_rounds(struct seen *s, int uffd, char *start, size_t len,
 		if (!seen_wait_writer(s, seen_writer_went_on, uffd, start, len,
 				      &res->wakes)) {
 			snprintf(res->err, sizeof(res->err),
-				 "the writer made no progress for 1 s after an unprotect and a UFFDIO_WAKE");
+				 "the writer made no progress for 1 s after an unprotect");
 			return;
 		}
 		__atomic_store_n(&s->returned, 0, __ATOMIC_RELAXED);
@@ -1088,7 +1088,7 @@ static void seen_rounds(struct seen *s, int uffd, char *start, size_t len,
 		if (!spin_for(&s->seen, 1000)) {
 			/* A watcher that lags says nothing of the rounds done. */
 			if (!res->rounds)
-				res->skip = "/proc/self/pagemap does not show the uffd-wp bit of a protected page";
+				res->skip = "pagemap shows no uffd-wp bit";
 			__atomic_store_n(&s->watch, 0, __ATOMIC_RELEASE);
 			return;
 		}
@@ -1096,8 +1096,9 @@ static void seen_rounds(struct seen *s, int uffd, char *start, size_t len,
 		res->during += s->during;
 		if (s->after > 1) {
 			if (!res->bad_rounds)
-				ksft_print_msg("round %lu: %lu writes after pagemap showed the page write-protected\n",
-					       res->rounds, s->after);
+				ksft_print_msg("round %lu: %lu writes after pagemap showed %s\n",
+					       res->rounds, s->after,
+					       "the page write-protected");
 			res->bad_rounds++;
 		}
 		if (s->after > res->worst)
@@ -1156,7 +1157,7 @@ TEST_F(uffd_wp_race, seen_protected_stays_unwritten)
 	if (!self->ready)
 		return;
 	if (variant->cow)
-		SKIP(return, "pages shared with a child are mapped read-only: no writable TLB entry");
+		SKIP(return, "COW-shared pages are read-only: no writable TLB entry");
 	if (mem_type_is_hugetlb(variant->type))
 		SKIP(return, "pagemap reads hugetlb entries without their page table lock");
 	if (self->nr_cpus < 3)
@@ -1195,15 +1196,18 @@ TEST_F(uffd_wp_race, seen_protected_stays_unwritten)
 
 	ASSERT_EQ(0, s.err)
 		TH_LOG("pinning a thread or opening pagemap: %s", strerror(s.err));
-	ksft_print_msg("%zu KiB, %d watched pages: %lu rounds, %lu seeing a page protected before the protect returned, %lu with writes after that (at most %lu), %lu UFFDIO_WAKEs\n",
+	ksft_print_msg("%zu KiB, %d pages: %lu rounds, %lu %s, %lu %s (at most %lu), %lu wakes\n",
 		       m.size >> 10, s.nr, res.rounds, res.during,
-		       res.bad_rounds, res.worst, res.wakes);
+		       "seeing a page protected before the protect returned",
+		       res.bad_rounds, "with writes after that", res.worst,
+		       res.wakes);
 	/* The harness child leaves with _exit(): do not lose the lines. */
 	fflush(stdout);
 	ASSERT_EQ(0, res.err[0])
 		TH_LOG("%s", res.err);
 	EXPECT_EQ(0, res.bad_rounds)
-		TH_LOG("a CPU kept writing to a page that pagemap showed write-protected: a stale TLB entry outlived the page table lock");
+		TH_LOG("%s: a stale TLB entry outlived the page table lock",
+		       "a page that pagemap showed protected was still written");
 	if (res.skip)
 		SKIP(return, "%s", res.skip);
 	if (!res.during)
