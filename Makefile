@@ -4,7 +4,7 @@
 #   make baseline     the same for the unpatched base
 #   make check        harness self-tests, patch hygiene, then 'make run'
 #   make patches      regenerate patches/ from the kernel tree's dev branch
-#   make bench        benchmarks on the base and the series, as ratios
+#   make bench        what a protect costs other threads: base, series, v2 (ratios, plot)
 #   make matrix       base, series and every mutant against configs/matrix.txt
 #   make flake        each regression program 20 times per matrix kernel
 #   make mail         git send-email --dry-run of patches/ (needs SENDER)

@@ -319,6 +319,7 @@ static void *writer_fn(void *arg)
 	return NULL;
 }
 
+/* Account one message; called with r->lock held. */
 static void handle_msg(struct race *r, struct uffd_msg *msg)
 {
 	unsigned long addr, page;
@@ -327,12 +328,10 @@ static void handle_msg(struct race *r, struct uffd_msg *msg)
 
 	if (msg->event != UFFD_EVENT_PAGEFAULT ||
 	    !(msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)) {
-		pthread_mutex_lock(&r->lock);
 		if (!r->other_msgs++)
 			snprintf(r->bad_desc, sizeof(r->bad_desc),
 				 "event 0x%x flags 0x%llx", msg->event,
 				 (unsigned long long)msg->arg.pagefault.flags);
-		pthread_mutex_unlock(&r->lock);
 		return;
 	}
 
@@ -343,7 +342,6 @@ static void handle_msg(struct race *r, struct uffd_msg *msg)
 		if ((__u32)__atomic_load_n(&r->tid[w], __ATOMIC_ACQUIRE) == tid)
 			break;
 
-	pthread_mutex_lock(&r->lock);
 	r->wp_msgs++;
 	if (w == NR_WRITERS || addr < (unsigned long)r->area ||
 	    addr >= (unsigned long)r->area + r->nr_pages * r->psize ||
@@ -361,7 +359,6 @@ static void handle_msg(struct race *r, struct uffd_msg *msg)
 		r->pending[w] = (char *)page;
 	}
 	pthread_cond_broadcast(&r->cond);
-	pthread_mutex_unlock(&r->lock);
 }
 
 /* Unprotect the pages writers wait on, while the monitor lets us. */
@@ -406,6 +403,7 @@ static void *handler_fn(void *arg)
 	struct pollfd pfd = { .fd = r->uffd, .events = POLLIN };
 	struct uffd_msg msg;
 	ssize_t n;
+	int err;
 
 	if (pin_self(r->cpu_handler))
 		__atomic_store_n(&r->pin_err, errno, __ATOMIC_RELAXED);
@@ -415,19 +413,21 @@ static void *handler_fn(void *arg)
 			r->handler_err = errno;
 			break;
 		}
+		/*
+		 * Read and account each message under the lock: one read
+		 * before start_phase() must not count in the new phase.
+		 */
 		for (;;) {
+			pthread_mutex_lock(&r->lock);
 			n = read(r->uffd, &msg, sizeof(msg));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0 && errno == EAGAIN)
+			err = n < 0 ? errno : EIO;
+			if (n == sizeof(msg))
+				handle_msg(r, &msg);
+			else if (err != EINTR && err != EAGAIN)
+				r->handler_err = err;
+			pthread_mutex_unlock(&r->lock);
+			if (n != sizeof(msg) && err != EINTR)
 				break;
-			if (n != sizeof(msg)) {
-				pthread_mutex_lock(&r->lock);
-				r->handler_err = n < 0 ? errno : EIO;
-				pthread_mutex_unlock(&r->lock);
-				break;
-			}
-			handle_msg(r, &msg);
 		}
 		resolve_pending(r);
 	}
