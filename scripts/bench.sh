@@ -24,6 +24,7 @@ read -ra kernels <<<"$BENCH_KERNELS"
 [ "${kernels[0]}" = baseline ] || die "BENCH_KERNELS must start with baseline (the ratios' base)"
 unset EXTRA_PATCH SERIES_UPTO
 dir=$BUILD_DIR/bench
+STAGES_FILE=$dir/stages.tsv	# not the guest run's
 "$REPO/scripts/deps.sh" gnuplot-nox
 # Build every kernel once; then only boot them, alternating.
 run_bench() {

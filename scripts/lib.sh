@@ -63,7 +63,7 @@ STAGES_FILE=$OUT_DIR/stages.tsv
 stage_start=$(date +%s)
 stage_done() {
 	local secs=$(($(date +%s) - stage_start))
-	mkdir -p "$OUT_DIR"
+	mkdir -p "$(dirname "$STAGES_FILE")"
 	touch "$STAGES_FILE"
 	# Keep one line per stage: the latest run of it.
 	{ grep -v "^$STAGE	" "$STAGES_FILE" || true
