@@ -89,11 +89,11 @@ passed=0 failed=0
 	printf '%-*s' "$tw" test
 	for i in "${!kernels[@]}"; do printf ' %-*s' "${kw[$i]}" "${kernels[$i]}"; done
 	echo
-	while read -r t expect; do
-		read -r -a want <<<"$expect"
+	for t in "${rows[@]}"; do
 		printf '%-*s' "$tw" "$t"
 		for i in "${!kernels[@]}"; do
-			k=${kernels[$i]} w=${want[$i]:--} a=${actual[${kernels[$i]}/$t]}
+			k=${kernels[$i]}
+			w=${expected[$k/$t]} a=${actual[$k/$t]}
 			mark=""
 			if [ "$w" != - ]; then
 				if [ "$w" = "${a%@*}" ] || { [ "$w" = pass ] && [ "$a" = skip ]; }; then
@@ -106,7 +106,7 @@ passed=0 failed=0
 			printf ' %-*s' "${kw[$i]}" "$w/$a$mark"
 		done
 		echo
-	done < <(echo "$table" | tail -n +2)
+	done
 	printf '%-*s' "$tw" "time (s)"
 	for i in "${!kernels[@]}"; do printf ' %-*s' "${kw[$i]}" "${times[${kernels[$i]}]}"; done
 	echo
