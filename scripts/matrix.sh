@@ -16,11 +16,11 @@
 # it (shown as fail@N, N the boot). "pass" cells get one boot: the series
 # must pass every time.
 #   MATRIX_FILE   the expected table (default configs/matrix.txt)
-#   MATRIX_BOOTS  boots per kernel while "fail" cells pass (default 3)
+#   MATRIX_BOOTS  boots per kernel while "fail" cells pass (default 4)
 . "$(dirname "$0")/lib.sh"
 . "$REPO/scripts/console.sh"
 MATRIX_FILE=${MATRIX_FILE:-$REPO/configs/matrix.txt}
-MATRIX_BOOTS=${MATRIX_BOOTS:-3}
+MATRIX_BOOTS=${MATRIX_BOOTS:-4}
 unset EXTRA_PATCH SERIES_UPTO
 
 table=$(grep -v '^[[:space:]]*#' "$MATRIX_FILE" | grep .)
