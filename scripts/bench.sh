@@ -8,8 +8,9 @@
 # Each number: median and range over the runs, and the ratio to the
 # baseline of the same run (median and range); then the goals (see goals()).
 # BENCH_REPORT_ONLY=1 makes the tables and the plot again from the runs
-# of the last bench, without booting anything. Results: $BUILD_DIR/bench/ and, when BENCH_DOC=1 (the default for the
-# default kernels and >= 10 runs), Documentation/bench-$BASE_VERSION.{txt,png}.
+# of the last bench, without booting anything. Results: $BUILD_DIR/bench/
+# and, when BENCH_DOC=1 (the default for the default kernels and >= 10
+# runs), Documentation/bench-$BASE_VERSION.{txt,png}.
 #
 # The guest: BENCH_SMP vCPUs (default 2: one per host core on the 2-core
 # machines this runs on; with 4 vCPUs on 2 cores the control moved by 20%),
@@ -55,7 +56,6 @@ if [ "${BENCH_REPORT_ONLY:-0}" = 1 ]; then
 else
 	run_bench
 fi
-
 
 # One line per kernel and number: median min max of the values, then
 # median min max of the ratios to the baseline of the same run.
@@ -176,7 +176,6 @@ set key outside right
 plot 1 with lines dt 2 lc 0 notitle, 0.9 with lines dt 3 lc 0 notitle, $ratios
 set logscale y
 set ylabel "longest fault wait (us)"
-set xtics ("4K" 0, "2M" 1, "1G" 2, "8G zero" 3)
 plot $plots
 unset multiplot
 EOF
