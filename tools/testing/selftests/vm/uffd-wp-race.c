@@ -903,6 +903,7 @@ struct seen {
 	int nr;
 	int cpu_writer, cpu_watcher, cpu_hog;
 	unsigned long done[SEEN_PAGES];	/* writer: writes to x[i] done */
+	unsigned long mark;		/* monitor: sum of done at round start */
 	int stop;
 	int watch;			/* monitor: a round is on */
 	int returned;			/* monitor: its protect returned */
@@ -1046,12 +1047,10 @@ static bool seen_wait_writer(struct seen *s, bool (*done)(struct seen *s),
 	return true;
 }
 
-/* The writer has written every x twice since seen_mark: its entries are hot. */
-static unsigned long seen_mark;
-
+/* The writer has written every x twice since s->mark: its entries are hot. */
 static bool seen_writer_went_on(struct seen *s)
 {
-	return seen_total(s) >= seen_mark + 2 * s->nr;
+	return seen_total(s) >= s->mark + 2 * s->nr;
 }
 
 static bool seen_writer_exited(struct seen *s)
@@ -1069,7 +1068,7 @@ static void seen_rounds(struct seen *s, int uffd, char *start, size_t len,
 	unsigned long long end = now_ns() + ms * NSEC_PER_MSEC;
 
 	while (now_ns() < end) {
-		seen_mark = seen_total(s);
+		s->mark = seen_total(s);
 		if (!seen_wait_writer(s, seen_writer_went_on, uffd, start, len,
 				      &res->wakes)) {
 			snprintf(res->err, sizeof(res->err),
@@ -1326,7 +1325,7 @@ static void lock_test(struct lock_run *run)
 {
 	size_t size = LOCK_RANGE_GB << 30, max = LOCK_MAX_RANGE_GB << 30;
 	struct lock_range lr = { .addr = MAP_FAILED, .uffd = -1 };
-	unsigned long long t0 = now_ns(), gib_ns = 0, t, tp, tu;
+	unsigned long long t0 = now_ns(), gib_ns = 0, t, tp, tu, shortest;
 	struct fault_loop f = { 0 };
 	pthread_t thr;
 	long avail;
@@ -1365,7 +1364,8 @@ static void lock_test(struct lock_run *run)
 		}
 		ksft_print_msg("%zu MiB: protect %.1f ms, unprotect %.1f ms\n",
 			       size >> 20, ms(tp), ms(tu));
-		if ((tp < tu ? tp : tu) >= MIN_IOCTL_MS * NSEC_PER_MSEC)
+		shortest = tp < tu ? tp : tu;
+		if (shortest >= MIN_IOCTL_MS * NSEC_PER_MSEC)
 			break;
 		if (size == max) {
 			run->skip = "no range big enough for a long ioctl fits in memory";
@@ -1373,7 +1373,7 @@ static void lock_test(struct lock_run *run)
 		}
 		/* Aim at twice the minimum. */
 		size = lock_size((unsigned long long)size * 2 * MIN_IOCTL_MS *
-				 NSEC_PER_MSEC / (tp < tu ? tp : tu), max);
+				 NSEC_PER_MSEC / shortest, max);
 		lock_range_free(&lr);
 	}
 
