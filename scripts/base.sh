@@ -1,43 +1,14 @@
 #!/bin/bash
-# Stage "base": fetch Debian's linux-source-6.1 at the pinned version, verify
-# both pinned checksums, and make $BUILD_DIR/linux a git tree whose first
-# commit is the pristine tarball, tagged $BASE_TAG. Reused while the
-# tarball's checksum matches the pin.
+# Stage "base": fetch Debian's linux-source-6.1 at the pinned version,
+# verify both pinned checksums (configs/base.env; fetch_pinned in lib.sh),
+# and make $BUILD_DIR/linux a git tree whose first commit is the pristine
+# tarball, tagged $BASE_TAG. Reused while the tarball's checksum matches
+# the pin.
 . "$(dirname "$0")/lib.sh"
 
-deb=$DL_DIR/${BASE_PACKAGE}_${BASE_VERSION}_all.deb
-tarball=$DL_DIR/$(basename "$BASE_TARBALL")
 stamp=$SRC_DIR/.git/uffd-base-sha256
-
-# verify FILE SHA256: on a mismatch the file is moved aside, never used.
-verify() {
-	local got
-	got=$(sha256sum "$1" | cut -d' ' -f1)
-	if [ "$got" != "$2" ]; then
-		mv -f "$1" "$1.bad"
-		die "checksum mismatch for $(basename "$1"):
-  expected $2 (configs/base.env)
-  got      $got
-  moved aside to $1.bad; nothing was unpacked or built"
-	fi
-	log "sha256 ok: $(basename "$1")"
-}
-
-mkdir -p "$DL_DIR"
-if [ ! -f "$tarball" ]; then
-	if [ ! -f "$deb" ]; then
-		need_cmd apt-get
-		log "downloading $BASE_PACKAGE=$BASE_VERSION"
-		(cd "$DL_DIR" && apt-get download "$BASE_PACKAGE=$BASE_VERSION") ||
-			die "apt-get download $BASE_PACKAGE=$BASE_VERSION failed (run 'apt-get update'? is the version still in the archive?)"
-	fi
-	verify "$deb" "$BASE_DEB_SHA256"
-	log "extracting $BASE_TARBALL from $(basename "$deb")"
-	dpkg-deb --fsys-tarfile "$deb" | tar -xO "./$BASE_TARBALL" >"$tarball.part" ||
-		die "$BASE_TARBALL not found in $(basename "$deb")"
-	mv "$tarball.part" "$tarball"
-fi
-verify "$tarball" "$BASE_TARBALL_SHA256"
+tarball=$(fetch_pinned "$BASE_PACKAGE" "$BASE_VERSION" "$BASE_DEB_SHA256" \
+	"$BASE_TARBALL" "$BASE_TARBALL_SHA256")
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$BASE_TARBALL_SHA256" ] &&
 	git -C "$SRC_DIR" rev-parse -q --verify "refs/tags/$BASE_TAG" >/dev/null; then

@@ -18,6 +18,11 @@ console_tap() {
 	tr -d '\r' <"$1" | grep -E '^(not )?ok [0-9]+ ' || true
 }
 
+# progress LOG [RE]: the top-level TAP results and the lines matching RE.
+console_progress() {
+	tr -d '\r' <"$1" | grep -E "^(not )?ok [0-9]+ ${2:+|$2}" || true
+}
+
 # count LOG: passed failed skipped, from the top-level TAP lines.
 console_count() {
 	console_tap "$1" | awk '

@@ -8,7 +8,7 @@
 packages=(
 	build-essential bc bison flex libelf-dev libssl-dev dwarves kmod cpio
 	xz-utils ccache rsync file
-	busybox-static qemu-system-x86
+	busybox-static bash-static qemu-system-x86 libcap-dev libnuma-dev
 	sparse codespell perl python3 python3-ply python3-git git git-email
 	libmailtools-perl libemail-valid-perl libio-socket-ssl-perl
 	"$@"

@@ -2,24 +2,33 @@
 # Stage "initramfs": busybox-static, guest/init, the test programs and the
 # list of tests to run (configs/tests.txt, filtered by TESTS), packed with
 # the tree's own gen_init_cpio so no root or mknod is needed.
-#   TESTS   space-separated names or shell globs from configs/tests.txt
-#           (default: all)
+#   TESTS       space-separated names or shell globs from configs/tests.txt
+#               (default: all)
+#   TESTS_FILE  the tests files, space-separated (default configs/tests.txt)
+#   GUEST_PROGS a directory of more programs and scripts for /kselftest/vm
+#               (make regress: the base tree's whole vm suite)
 . "$(dirname "$0")/lib.sh"
 need_cmd gcc gzip
 
 BUSYBOX=${BUSYBOX:-/bin/busybox}
+BASH_STATIC=${BASH_STATIC:-/bin/bash-static}
+GUEST_PROGS=${GUEST_PROGS:-}
 TESTS_FILE=${TESTS_FILE:-$REPO/configs/tests.txt}
 TESTS=${TESTS:-*}
 
 file "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' ||
 	die "$BUSYBOX is not a static busybox: run 'make deps' (busybox-static)"
+file "$BASH_STATIC" 2>/dev/null | grep -q 'statically linked' ||
+	die "$BASH_STATIC is not a static bash: run 'make deps' (bash-static)"
+[ -z "$GUEST_PROGS" ] || [ -d "$GUEST_PROGS" ] || die "GUEST_PROGS: no directory $GUEST_PROGS"
 [ -d "$OUT_DIR/selftests" ] || die "no test programs: run the selftests stage first"
 
-# select_tests: the lines of the tests file whose name matches $TESTS.
+# select_tests: the lines of the tests files whose name matches $TESTS.
 select_tests() {
 	local name rest pat
 	local -
 	set -f # $TESTS holds patterns, not file names
+	# shellcheck disable=SC2086 # TESTS_FILE: a list of files
 	while read -r name rest; do
 		case "$name" in '' | '#'*) continue ;; esac
 		for pat in $TESTS; do
@@ -29,7 +38,7 @@ select_tests() {
 				break
 			fi
 		done
-	done <"$TESTS_FILE"
+	done < <(cat $TESTS_FILE)
 }
 
 stage=$OUT_DIR/initramfs
@@ -55,7 +64,10 @@ fi
 	echo "file /kselftest/kselftest/runner.sh $SRC_DIR/tools/testing/selftests/kselftest/runner.sh 0644 0 0"
 	echo "file /kselftest/vm/settings $SRC_DIR/tools/testing/selftests/vm/settings 0644 0 0"
 	echo "file /bin/run-kselftest $REPO/guest/run-kselftest 0755 0 0"
+	echo "file /bin/run-vmtests $REPO/guest/run-vmtests 0755 0 0"
 	echo "file /usr/bin/timeout $REPO/guest/timeout 0755 0 0"
+	echo "file /usr/bin/sudo $REPO/guest/sudo 0755 0 0"
+	echo "file /bin/bash $BASH_STATIC 0755 0 0"
 	echo "file /etc/passwd $REPO/guest/passwd 0644 0 0"
 	echo "nod /dev/console 0600 0 0 c 5 1"
 	echo "nod /dev/null 0666 0 0 c 1 3"
@@ -65,10 +77,13 @@ fi
 	done
 	echo "file /init $REPO/guest/init 0755 0 0"
 	echo "file /tests.txt $stage/tests.txt 0644 0 0"
-	for t in "$OUT_DIR"/selftests/*; do
+	# GUEST_PROGS win over the kernel's own builds of the same name: make
+	# regress runs the very same binaries on every kernel.
+	for t in "$OUT_DIR"/selftests/* ${GUEST_PROGS:+"$GUEST_PROGS"/*}; do
 		[ -f "$t" ] && [ -x "$t" ] &&
 			echo "file /kselftest/vm/$(basename "$t") $t 0755 0 0"
-	done
+	done | awk '{ last[$2] = $0; if (!($2 in seen)) { seen[$2] = 1; order[n++] = $2 } }
+		END { for (i = 0; i < n; i++) print last[order[i]] }'
 } >"$stage/cpio.list"
 
 "$gen" "$stage/cpio.list" | gzip -1 >"$OUT_DIR/initramfs.cpio.gz"

@@ -80,6 +80,44 @@ need_cmd() {
 	done
 }
 
+# verify FILE SHA256: on a mismatch the file is moved aside, never used.
+verify() {
+	local got
+	got=$(sha256sum "$1" | cut -d' ' -f1)
+	if [ "$got" != "$2" ]; then
+		mv -f "$1" "$1.bad"
+		die "checksum mismatch for $(basename "$1"):
+  expected $2 (configs/)
+  got      $got
+  moved aside to $1.bad; nothing was unpacked or built"
+	fi
+	log "sha256 ok: $(basename "$1")"
+}
+
+# fetch_pinned PACKAGE VERSION DEB_SHA256 TARBALL TARBALL_SHA256: download
+# the Debian package (apt-get download) unless its tarball is in DL_DIR,
+# verify both, print the tarball's path.
+fetch_pinned() {
+	local deb=$DL_DIR/${1}_${2//:/%3a}_all.deb tarball
+	tarball=$DL_DIR/$(basename "$4")
+	mkdir -p "$DL_DIR"
+	if [ ! -f "$tarball" ]; then
+		if [ ! -f "$deb" ]; then
+			need_cmd apt-get
+			log "downloading $1=$2"
+			(cd "$DL_DIR" && apt-get download "$1=$2" >&2) ||
+				die "apt-get download $1=$2 failed (run 'apt-get update'? is the version still in the archive?)"
+		fi
+		verify "$deb" "$3"
+		log "extracting $4 from $(basename "$deb")"
+		dpkg-deb --fsys-tarfile "$deb" | tar -xO "./$4" >"$tarball.part" ||
+			die "$4 not found in $(basename "$deb")"
+		mv "$tarball.part" "$tarball"
+	fi
+	verify "$tarball" "$5"
+	echo "$tarball"
+}
+
 # TAP for the check scripts: tap_result OK|FAIL DESCRIPTION [DETAILS], then
 # tap_end prints the plan and the "N passed, N failed" line and sets the
 # exit status.
@@ -140,7 +178,14 @@ build_kernel() {
 	for s in series kernel selftests initramfs; do
 		env "${kenv[@]}" "$@" "$REPO/scripts/$s.sh" || die "kernel $k: stage $s failed"
 	done
-	KERNEL_OUT=$(env "${kenv[@]}" bash -c ". '$REPO/scripts/lib.sh'; echo \$OUT_DIR")
+	KERNEL_OUT=$(kernel_out "$k" "$@")
+}
+# kernel_out KERNEL [VAR=value...]: that kernel's output directory.
+kernel_out() {
+	local k=$1 kenv
+	shift
+	mapfile -t kenv < <(kernel_env "$k")
+	env "${kenv[@]}" "$@" bash -c ". '$REPO/scripts/lib.sh'; echo \$OUT_DIR"
 }
 boot_kernel() {
 	local kenv

@@ -8,6 +8,7 @@
 # name, or the last dot-separated parts of it).
 #   pass   the test must pass        fail   the test must fail
 #   -      not compared (the test still runs, its verdict is shown)
+#   .      not run on that kernel
 # Any mismatch fails the run. Prints the matrix, expected/actual, to
 # $BUILD_DIR/matrix.txt; the last line counts the compared cells.
 # Some mutants open a race window that a test hits in most runs, not all:
@@ -59,7 +60,15 @@ done < <(echo "$table" | tail -n +2)
 for k in "${kernels[@]}"; do
 	start=$(date +%s)
 	log "=== kernel $k: $(kernel_env "$k" | xargs)"
-	run_rows=("${rows[@]}") boot=1
+	run_rows=() boot=1
+	for t in "${rows[@]}"; do
+		if [ "${expected[$k/$t]}" = . ]; then
+			actual[$k/$t]=.
+		else
+			run_rows+=("$t")
+		fi
+	done
+	[ "${#run_rows[@]}" -gt 0 ] || die "$MATRIX_FILE: kernel $k runs nothing (every cell is '.')"
 	while :; do
 		mapfile -t run_tests < <(printf '%s\n' "${run_rows[@]%%/*}" | awk '!seen[$0]++')
 		boot_kernel "$k" TESTS="${run_tests[*]}"
@@ -95,7 +104,7 @@ passed=0 failed=0
 			k=${kernels[$i]}
 			w=${expected[$k/$t]} a=${actual[$k/$t]}
 			mark=""
-			if [ "$w" != - ]; then
+			if [ "$w" != - ] && [ "$w" != . ]; then
 				if [ "$w" = "${a%@*}" ] || { [ "$w" = pass ] && [ "$a" = skip ]; }; then
 					passed=$((passed + 1))
 				else
@@ -103,7 +112,8 @@ passed=0 failed=0
 					mark=" MISMATCH"
 				fi
 			fi
-			printf ' %-*s' "${kw[$i]}" "$w/$a$mark"
+			[ "$w" = . ] && a=""
+			printf ' %-*s' "${kw[$i]}" "$w${a:+/$a}$mark"
 		done
 		echo
 	done

@@ -7,6 +7,8 @@
 #   GUEST_TIMEOUT  seconds before a guest is declared hung (default 2400)
 #   GUEST_APPEND   extra kernel command line (e.g. uffd.selftest=panic)
 #   SMP, MEM       vCPUs (default 4: the races need three) and memory
+#   GUEST_PROGRESS console lines to show while the guest runs, besides the
+#                  TAP results (an extended regular expression)
 . "$(dirname "$0")/lib.sh"
 . "$REPO/scripts/console.sh"
 need_cmd qemu-system-x86_64 timeout
@@ -18,6 +20,7 @@ SMP=${SMP:-4}
 MEM=${MEM:-2G}
 HUGEPAGES=${HUGEPAGES:-200}
 GUEST_APPEND=${GUEST_APPEND:-}
+GUEST_PROGRESS=${GUEST_PROGRESS:-}
 KVM_DEV=${KVM_DEV:-/dev/kvm}
 kernel=$OUT_DIR/bzImage
 initrd=$OUT_DIR/initramfs.cpio.gz
@@ -76,11 +79,11 @@ rm -f "$log_file"
 : >"$log_file"
 boot "$ACCEL" "$log_file" "$GUEST_TIMEOUT" "$GUEST_APPEND" &
 qemu_pid=$!
-# Progress: echo each TAP result as it appears on the console.
+# Progress: echo each TAP result (and GUEST_PROGRESS line) as it appears.
 shown=0
 while kill -0 "$qemu_pid" 2>/dev/null; do
 	sleep 2
-	mapfile -t results < <(console_tap "$log_file")
+	mapfile -t results < <(console_progress "$log_file" "$GUEST_PROGRESS")
 	while [ "$shown" -lt "${#results[@]}" ]; do
 		log "  ${results[$shown]}  [+$(($(date +%s) - stage_start))s]"
 		shown=$((shown + 1))

@@ -5,7 +5,8 @@
 #   - this project's regression cases from tools/testing/selftests/vm/ of
 #     the repository (the same files the series adds), so that the baseline
 #     and every mutant run the very same test binaries as the series;
-#   - the benchmarks in bench/ (not part of the series).
+#   - the benchmarks in bench/ (not part of the series);
+#   - the 6.12 tree's uffd-unit-tests and uffd-stress (upstream-tests.sh).
 . "$(dirname "$0")/lib.sh"
 need_cmd gcc make
 
@@ -49,4 +50,6 @@ fi
 for t in "${tree_tests[@]}" "${our_tests[@]}" "${benches[@]}"; do
 	file "$bin/$t" | grep -q 'statically linked' || die "$t is not statically linked"
 done
-stage_done "${#tree_tests[@]} tree + ${#our_tests[@]} project tests + ${#benches[@]} benchmarks"
+"$REPO/scripts/upstream-tests.sh"
+cp "$BUILD_DIR"/upstream-tests/bin/* "$bin/"
+stage_done "${#tree_tests[@]} tree + ${#our_tests[@]} project tests + ${#benches[@]} benchmarks + 6.12's uffd tests"

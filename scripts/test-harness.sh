@@ -180,6 +180,38 @@ check "results: stage times are shown" 0 "kernel +42" -- cat "$out/results.txt"
 mkdir -p "$out/selftests"
 check "initramfs: TESTS matching nothing is an error" 1 "TESTS='nomatch' matches nothing" -- \
 	env TESTS=nomatch "$S/initramfs.sh"
+check "initramfs: a GUEST_PROGS that is no directory is an error" 1 "GUEST_PROGS: no directory $T/none" -- \
+	env GUEST_PROGS="$T/none" "$S/initramfs.sh"
+
+# --- make regress: verdicts compared test by test, from fake consoles
+vm_log() { # vm_log VERDICT-OF-MREMAP VERDICT-OF-WP-FORK
+	printf '%s\n' "TAP version 13" "# running run_vmtests: run-vmtests" \
+		"# uptime 10.00" "# running ./hugepage-mmap" "# uptime 12.50" "# [PASS]" \
+		"# uptime 12.60" "# running ./mremap_test" "# uptime 13.00" "# [$1]" \
+		"# uptime 13.10" "# running ./memfd_secret" "# uptime 13.20" "# [SKIP]" \
+		"not ok 1 run_vmtests # exit=1 20s" "# running uffd-unit-tests: uffd-unit-tests" \
+		"# Testing wp-fork on anon... $2" "# Testing poison on anon... skipped [reason: feature missing]" \
+		"ok 2 uffd-unit-tests # 30s" "ok 3 uffd-stress-anon # 4s" "uffd-harness: end done"
+	echo "status=finished"
+}
+for k in baseline series; do mkdir -p "$BUILD_DIR/out/$k-guest"; done
+vm_log PASS done >"$BUILD_DIR/out/baseline-guest/console.log"
+vm_log PASS done >"$BUILD_DIR/out/series-guest/console.log"
+for k in baseline series; do grep status= "$BUILD_DIR/out/$k-guest/console.log" >"$BUILD_DIR/out/$k-guest/guest.txt"; done
+check "regress: equal verdicts pass, skips on both are counted as skipped" 0 "^6 passed, 0 failed, 2 skipped$" -- \
+	env REGRESS_REPORT_ONLY=1 REGRESS_DOC=0 "$S/regress.sh"
+check "regress: a test's time is shown" 0 "run_vmtests: ./hugepage-mmap +pass \(2.5\) +pass \(2.5\)" -- \
+	cat "$BUILD_DIR/regress/regress.txt"
+vm_log FAIL "failed [reason: x]" >"$BUILD_DIR/out/series-guest/console.log"
+check "regress: a test and a case worse on the series fail it, named" 1 \
+	"mremap_test +pass \(0.4\) +fail \(0.4\) +WORSE on series.*wp-fork on anon +pass \(-\) +fail \(-\) +WORSE on series.*4 passed, 2 failed, 2 skipped" -- \
+	bash -c "set -o pipefail; REGRESS_REPORT_ONLY=1 REGRESS_DOC=0 $S/regress.sh | tr '\n' ' '"
+check "regress: better on the series is no failure" 0 "6 passed, 0 failed" -- \
+	env REGRESS_REPORT_ONLY=1 REGRESS_DOC=0 REGRESS_KERNELS="series baseline" "$S/regress.sh"
+printf '[    5.000000] BUG: KASAN: use-after-free in change_pte_range\n' >>"$BUILD_DIR/out/baseline-guest/console.log"
+check "regress: more kernel reports than the reference fails" 1 "kernel reports on the console +0 +1 +WORSE on baseline" -- \
+	env REGRESS_REPORT_ONLY=1 REGRESS_DOC=0 REGRESS_KERNELS="series baseline" "$S/regress.sh"
+rm -rf "$BUILD_DIR/out/baseline-guest" "$BUILD_DIR/out/series-guest"
 
 echo "1..$n"
 echo "$((n - failed)) passed, $failed failed"

@@ -30,7 +30,14 @@
  *        address of its own slot in a protected page, and stops writing.
  *     c. no lost writes: at the end every slot in memory equals the number
  *        of increments its writer issued to it.
- *    Rounds run for RACE_MS per variant; a soak runs the program in a loop.
+ *    Rounds run for RACE_MS per variant.
+ *
+ *  - soak: the race for $UFFD_WP_RACE_SOAK_CYCLES protects (each undone by
+ *    an unprotect) per variant instead of RACE_MS; each round adds
+ *    SOAK_BURST protect/unprotect cycles back to back, of the range and of
+ *    single pages in turn, while the writers fault and the handler
+ *    resolves; oracle c judges those. Prints its progress every
+ *    SOAK_PROGRESS_MS. Skipped when the variable is not set.
  *
  *  - seen_protected_stays_unwritten (anon, THP, shmem): once a page shows
  *    as write-protected, no CPU writes to it any more. The range spans
@@ -101,10 +108,16 @@
 			ksft_print_msg(fmt, ##__VA_ARGS__);		\
 	} while (0)
 
+/* soak */
+#define SOAK_ENV		"UFFD_WP_RACE_SOAK_CYCLES"
+#define SOAK_BURST		256
+#define SOAK_PROGRESS_MS	10000
+#define SOAK_TIMEOUT_S		(12 * 3600)
+/* Wake a writer stuck in a fault after this long (see wait_woken()). */
+#define WAKE_MS			50
 /* seen_protected_stays_unwritten */
 #define SEEN_MS			3000	/* of rounds */
 #define SEEN_SETTLE_US		200	/* for a write in flight to land */
-#define SEEN_WAKE_MS		50	/* see seen_writer_runs() */
 #define SEEN_PAGES		32	/* page tables, one watched page each */
 /* faults_run_during_wp */
 #define LOCK_RANGE_GB		1UL
@@ -176,6 +189,32 @@ static double ms(unsigned long long ns)
 static pid_t gettid_raw(void)
 {
 	return syscall(SYS_gettid);
+}
+
+/*
+ * Wait until @done(@arg) holds: false if it does not within 1 s. A writer
+ * that does not go on is woken with UFFDIO_WAKE on [start, start + len)
+ * every WAKE_MS: its fault can find the page read-only without the uffd-wp
+ * bit after the unprotect's wake-up went by (userfaultfd_must_wait() tests
+ * the write bit), and then waits for the next wake-up.
+ */
+static bool wait_woken(int uffd, char *start, size_t len,
+		       bool (*done)(void *arg), void *arg, unsigned long *wakes)
+{
+	struct uffdio_range range = { .start = (unsigned long)start, .len = len };
+	unsigned long long t0 = now_ns(), next = t0;
+
+	while (!done(arg)) {
+		if (now_ns() - t0 > NSEC_PER_SEC)
+			return false;
+		if (now_ns() < next + WAKE_MS * NSEC_PER_MSEC)
+			continue;
+		next = now_ns();
+		if (ioctl(uffd, UFFDIO_WAKE, &range))
+			return false;
+		(*wakes)++;
+	}
+	return true;
 }
 
 FIXTURE_SETUP(uffd_wp_race)
@@ -271,6 +310,7 @@ struct race_stats {
 	unsigned long interleaved;	/* protects racing handler unprotects */
 	unsigned long interleaved_pages;	/* pages checked after those */
 	unsigned long forks;
+	unsigned long wakes;		/* writers woken by UFFDIO_WAKE */
 	unsigned long fail_a;
 	unsigned long fail_b;
 	unsigned long fail_c;
@@ -744,6 +784,66 @@ static void race_round(struct race *r, struct race_stats *st, bool cow,
 	}
 }
 
+struct went_on {
+	struct race *r;
+	unsigned long from[NR_WRITERS];
+};
+
+/* Every writer wrote since g->from: it is out of the fault it was in. */
+static bool writers_went_on(void *arg)
+{
+	struct went_on *g = arg;
+	int w;
+
+	for (w = 0; w < NR_WRITERS; w++)
+		if (__atomic_load_n(&g->r->progress[w], __ATOMIC_RELAXED) <=
+		    g->from[w])
+			return false;
+	return true;
+}
+
+/*
+ * Soak only: SOAK_BURST protect/unprotect cycles back to back, of the range
+ * and of single pages in turn, while the writers fault and the handler
+ * resolves. On a successful return no page is protected, no writer is in
+ * a fault, nothing is pending and the gate is closed.
+ */
+static void race_burst(struct race *r, struct race_stats *st)
+{
+	size_t size = r->nr_pages * r->psize;
+	struct went_on g = { .r = r };
+	size_t len;
+	char *start;
+	int i, w;
+
+	set_gate(r, true);
+	for (i = 0; i < SOAK_BURST; i++) {
+		start = r->area;
+		len = size;
+		if (i & 1) {
+			start += (i / 2 % r->nr_pages) * r->psize;
+			len = r->psize;
+		}
+		if (!monitor_wp(r, st, start, len, UFFDIO_WRITEPROTECT_MODE_WP) ||
+		    !monitor_wp(r, st, start, len, 0))
+			return;
+	}
+	/*
+	 * Nothing is protected now. Once every writer wrote again, its
+	 * message, if the handler read it, is pending: resolve and forget it.
+	 */
+	for (w = 0; w < NR_WRITERS; w++)
+		g.from[w] = __atomic_load_n(&r->progress[w], __ATOMIC_RELAXED);
+	if (!wait_woken(r->uffd, r->area, size, writers_went_on, &g,
+			&st->wakes) || !wait_drained(r)) {
+		REPORT(st->fail_other, "round %lu, burst: a writer did not go on\n",
+		       st->rounds);
+		st->stop = true;
+		return;
+	}
+	set_gate(r, false);
+}
+
 /* Stop the writers, whatever state they are in; false if one hangs. */
 static bool race_stop(struct race *r, pthread_t *writers, pthread_t handler)
 {
@@ -772,13 +872,19 @@ static bool race_stop(struct race *r, pthread_t *writers, pthread_t handler)
 	return true;
 }
 
-TEST_F(uffd_wp_race, race)
+/*
+ * The race on @m, registered with @uffd, the memory of variant @name: for
+ * RACE_MS, or, with @cycles, until the monitor made that many protects,
+ * with a burst of cycles in every round.
+ */
+static void race_run(struct __test_metadata *_metadata, struct mem_area *m,
+		     int uffd, __u64 features, const int *cpus, int nr_cpus,
+		     const char *name, bool cow, unsigned long cycles)
 {
-	unsigned long long t0, duration = RACE_MS * NSEC_PER_MSEC;
+	unsigned long long t0, next_progress, duration = RACE_MS * NSEC_PER_MSEC;
 	unsigned long long writes[NR_WRITERS];
 	struct writer_arg wargs[NR_WRITERS];
 	pthread_t writers[NR_WRITERS], handler;
-	bool cow = variant->cow;
 	struct race_stats st = { 0 };
 	pthread_condattr_t cattr;
 	unsigned int rnd = 1;
@@ -787,22 +893,20 @@ TEST_F(uffd_wp_race, race)
 	pid_t child = -1;
 	int w;
 
-	if (!self->ready)
-		return;
-	if (self->nr_cpus < NR_CPUS_NEEDED)
-		SKIP(return, "needs %d CPUs, has %d", NR_CPUS_NEEDED, self->nr_cpus);
+	if (nr_cpus < NR_CPUS_NEEDED)
+		SKIP(return, "needs %d CPUs, has %d", NR_CPUS_NEEDED, nr_cpus);
 
-	r.area = self->m.addr;
-	r.psize = self->m.psize;
-	r.nr_pages = self->m.nr_pages;
-	r.uffd = self->uffd;
-	r.exact = self->features & UFFD_FEATURE_EXACT_ADDRESS;
+	r.area = m->addr;
+	r.psize = m->psize;
+	r.nr_pages = m->nr_pages;
+	r.uffd = uffd;
+	r.exact = features & UFFD_FEATURE_EXACT_ADDRESS;
 	for (w = 0; w < NR_WRITERS; w++) {
-		r.cpu_writer[w] = self->cpus[1 + w];
+		r.cpu_writer[w] = cpus[1 + w];
 		r.issued[w] = calloc(r.nr_pages, sizeof(unsigned long));
 		ASSERT_NE(NULL, r.issued[w]);
 	}
-	r.cpu_handler = self->cpus[NR_WRITERS + 1];
+	r.cpu_handler = cpus[NR_WRITERS + 1];
 	r.resolve_seq = calloc(r.nr_pages, sizeof(unsigned long));
 	st.snap1 = calloc(r.nr_pages * NR_WRITERS, sizeof(unsigned long));
 	st.snap2 = calloc(r.nr_pages * NR_WRITERS, sizeof(unsigned long));
@@ -812,7 +916,7 @@ TEST_F(uffd_wp_race, race)
 	ASSERT_EQ(0, pthread_condattr_init(&cattr));
 	ASSERT_EQ(0, pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC));
 	ASSERT_EQ(0, pthread_cond_init(&r.cond, &cattr));
-	ASSERT_EQ(0, pin_self(self->cpus[0]));
+	ASSERT_EQ(0, pin_self(cpus[0]));
 
 	ASSERT_EQ(0, pthread_create(&handler, NULL, handler_fn, &r));
 	for (w = 0; w < NR_WRITERS; w++) {
@@ -826,14 +930,25 @@ TEST_F(uffd_wp_race, race)
 	sleep_ns(SETTLE_MS * NSEC_PER_MSEC);
 
 	t0 = now_ns();
-	while (!st.stop && (now_ns() - t0 < duration || st.rounds < 3)) {
+	next_progress = t0 + SOAK_PROGRESS_MS * NSEC_PER_MSEC;
+	while (!st.stop && (cycles ? st.protects < cycles :
+			    now_ns() - t0 < duration || st.rounds < 3)) {
 		race_round(&r, &st, cow, &child, &rnd);
+		if (cycles && !st.stop)
+			race_burst(&r, &st);
 		if (!st.stop)
 			st.rounds++;
+		if (cycles && now_ns() >= next_progress) {
+			ksft_print_msg("%s: %lu of %lu cycles, %lu rounds, %llu s\n",
+				       name, st.protects, cycles,
+				       st.rounds, (now_ns() - t0) / NSEC_PER_SEC);
+			fflush(stdout);
+			next_progress += SOAK_PROGRESS_MS * NSEC_PER_MSEC;
+		}
 	}
 
 	if (!race_stop(&r, writers, handler)) {
-		ksft_print_msg("%s: writers do not stop: giving up\n", variant->name);
+		ksft_print_msg("%s: writers do not stop: giving up\n", name);
 		fflush(stdout);
 		abort();
 	}
@@ -854,20 +969,21 @@ TEST_F(uffd_wp_race, race)
 	}
 
 	ksft_print_msg("%s: %lu x %zuK, %llu ms: %lu rounds, %lu protects\n",
-		       variant->name, r.nr_pages, r.psize >> 10,
+		       name, r.nr_pages, r.psize >> 10,
 		       (now_ns() - t0) / NSEC_PER_MSEC, st.rounds, st.protects);
 	ksft_print_msg("%s: %lu racing %lu handler unprotects, %lu pages checked\n",
-		       variant->name, st.interleaved, r.resolves,
+		       name, st.interleaved, r.resolves,
 		       st.interleaved_pages);
-	ksft_print_msg("%s: %lu unprotects, %lu forks; uffd-wp messages %lu\n",
-		       variant->name, st.unprotects, st.forks, r.wp_msgs);
+	ksft_print_msg("%s: %lu unprotects, %lu forks; uffd-wp messages %lu, wakes %lu\n",
+		       name, st.unprotects, st.forks, r.wp_msgs,
+		       st.wakes);
 	ksft_print_msg("%s: other messages %lu, bad %lu, repeated %lu\n",
-		       variant->name, r.other_msgs, r.bad_msgs, r.replaced);
+		       name, r.other_msgs, r.bad_msgs, r.replaced);
 	ksft_print_msg("%s: writes %llu + %llu; mismatches a=%lu b=%lu c=%lu\n",
-		       variant->name, writes[0], writes[1],
+		       name, writes[0], writes[1],
 		       st.fail_a, st.fail_b, st.fail_c);
 	ksft_print_msg("%s: %lu lost writes, %lu other failures\n",
-		       variant->name, lost, st.fail_other);
+		       name, lost, st.fail_other);
 	if (r.bad_msgs || r.other_msgs)
 		ksft_print_msg("first unexpected message: %s\n", r.bad_desc);
 	fflush(stdout);
@@ -892,6 +1008,31 @@ TEST_F(uffd_wp_race, race)
 		TH_LOG("oracle b: writes to protected pages not reported");
 	EXPECT_EQ(0, st.fail_c)
 		TH_LOG("oracle c: %lu writes lost", lost);
+}
+
+TEST_F(uffd_wp_race, race)
+{
+	if (self->ready)
+		race_run(_metadata, &self->m, self->uffd, self->features,
+			 self->cpus, self->nr_cpus, variant->name, variant->cow, 0);
+}
+
+TEST_F_TIMEOUT(uffd_wp_race, soak, SOAK_TIMEOUT_S)
+{
+	const char *env = getenv(SOAK_ENV);
+	unsigned long cycles;
+	char *end;
+
+	if (!env)
+		SKIP(return, "set %s to soak", SOAK_ENV);
+	errno = 0;
+	cycles = strtoul(env, &end, 0);
+	ASSERT_TRUE(!errno && *env && !*end && cycles)
+		TH_LOG("%s=%s: not a number of cycles", SOAK_ENV, env);
+	if (self->ready)
+		race_run(_metadata, &self->m, self->uffd, self->features,
+			 self->cpus, self->nr_cpus, variant->name, variant->cow,
+			 cycles);
 }
 
 /*
@@ -1020,41 +1161,18 @@ struct seen_result {
 	char err[160];
 };
 
-/*
- * Wait until @done(@s) holds: false if it does not within 1 s. A writer
- * that does not go on is woken with UFFDIO_WAKE every SEEN_WAKE_MS: its
- * fault can find the page read-only without the uffd-wp bit after the
- * unprotect's wake-up went by (userfaultfd_must_wait() tests the write
- * bit), and then waits for the next wake-up.
- */
-static bool seen_wait_writer(struct seen *s, bool (*done)(struct seen *s),
-			     int uffd, char *start, size_t len,
-			     unsigned long *wakes)
-{
-	struct uffdio_range range = { .start = (unsigned long)start, .len = len };
-	unsigned long long t0 = now_ns(), next = t0;
-
-	while (!done(s)) {
-		if (now_ns() - t0 > NSEC_PER_SEC)
-			return false;
-		if (now_ns() < next + SEEN_WAKE_MS * NSEC_PER_MSEC)
-			continue;
-		next = now_ns();
-		if (ioctl(uffd, UFFDIO_WAKE, &range))
-			return false;
-		(*wakes)++;
-	}
-	return true;
-}
-
 /* The writer has written every x twice since s->mark: its entries are hot. */
-static bool seen_writer_went_on(struct seen *s)
+static bool seen_writer_went_on(void *arg)
 {
+	struct seen *s = arg;
+
 	return seen_total(s) >= s->mark + 2 * s->nr;
 }
 
-static bool seen_writer_exited(struct seen *s)
+static bool seen_writer_exited(void *arg)
 {
+	struct seen *s = arg;
+
 	return __atomic_load_n(&s->writer_done, __ATOMIC_ACQUIRE);
 }
 
@@ -1069,8 +1187,8 @@ static void seen_rounds(struct seen *s, int uffd, char *start, size_t len,
 
 	while (now_ns() < end) {
 		s->mark = seen_total(s);
-		if (!seen_wait_writer(s, seen_writer_went_on, uffd, start, len,
-				      &res->wakes)) {
+		if (!wait_woken(uffd, start, len, seen_writer_went_on, s,
+				&res->wakes)) {
 			snprintf(res->err, sizeof(res->err),
 				 "the writer made no progress for 1 s after an unprotect");
 			return;
@@ -1185,8 +1303,8 @@ TEST_F(uffd_wp_race, seen_protected_stays_unwritten)
 		    variant->type == MEM_ANON ? 2 * SEEN_MS : SEEN_MS, &res);
 	__atomic_store_n(&s.stop, 1, __ATOMIC_RELAXED);
 	uffd_wp(self->uffd, m.addr, m.size, 0);
-	if (!seen_wait_writer(&s, seen_writer_exited, self->uffd, m.addr, m.size,
-			      &res.wakes))
+	if (!wait_woken(self->uffd, m.addr, m.size, seen_writer_exited, &s,
+			&res.wakes))
 		snprintf(res.err, sizeof(res.err), "the writer did not stop");
 	pthread_join(writer, NULL);
 	pthread_join(watcher, NULL);
