@@ -6,19 +6,22 @@
 #   make patches      regenerate patches/ from the kernel tree's dev branch
 #   make bench        what a protect costs other threads: base, series, v2 (ratios, plot)
 #   make matrix       base, series and every mutant against configs/matrix.txt
+#   make regress      the base tree's whole vm suite and 6.12's userfaultfd
+#                     tests on base and series: no test worse on the series
+#   make soak         uffd-wp-race for 10^6 cycles per memory type, debug kernel
 #   make flake        each regression program 20 times per matrix kernel
 #   make mail         git send-email --dry-run of patches/ (needs SENDER)
 #   make <stage>      one stage: deps base series kernel selftests
-#                     initramfs qemu results
+#                     upstream-tests initramfs qemu results
 #
 # Settings (make VAR=value or environment): MODE=baseline|series,
 # EXTRA_PATCH='file...', DEBUG=1, ACCEL=tcg|kvm, TESTS='glob ...', BUILD_DIR,
 # JOBS, GUEST_TIMEOUT. Each is described in the script that reads it.
 
 SHELL := /bin/bash
-STAGES := deps base series kernel selftests initramfs qemu results
+STAGES := deps base series kernel selftests upstream-tests initramfs qemu results
 
-.PHONY: all run baseline check patches bench matrix flake mail $(STAGES)
+.PHONY: all run baseline check patches bench matrix regress soak flake mail $(STAGES)
 
 all: run
 
@@ -46,6 +49,12 @@ bench:
 
 matrix:
 	@scripts/matrix.sh
+
+regress:
+	@scripts/regress.sh
+
+soak:
+	@scripts/soak.sh
 
 flake:
 	@scripts/flake.sh

@@ -1,7 +1,8 @@
 #!/bin/bash
 # 'make check': the project's tests, in order of cost: the harness'
 # self-tests, patch hygiene, bisectability and sparse, the full run (build
-# base + series, boot, run every guest test), and the proof matrix (base,
+# base + series, boot, run every guest test), the regression programs on
+# the debug kernel (KASAN, lockdep, DEBUG_VM), and the proof matrix (base,
 # series and every mutant against configs/matrix.txt). Each part's counts
 # are added up; the last line is the total "N passed, N failed, N skipped".
 . "$(dirname "$0")/lib.sh"
@@ -30,6 +31,7 @@ part "deps and base" bash -c "'$REPO/scripts/deps.sh' && '$REPO/scripts/base.sh'
 part "patch hygiene" "$REPO/scripts/check-patches.sh"
 part "bisectability and sparse" "$REPO/scripts/check-builds.sh"
 part "guest run: base + series" make -s -C "$REPO" run
+part "debug kernel: the regression programs" make -s -C "$REPO" run DEBUG=1 TESTS='uffd-wp-*'
 part "proof matrix: base, series, mutants" "$REPO/scripts/matrix.sh"
 echo "=== total"
 echo "$total_p passed, $total_f failed, $total_s skipped"

@@ -66,7 +66,7 @@ fi
 	echo "file /bin/run-kselftest $REPO/guest/run-kselftest 0755 0 0"
 	echo "file /bin/run-vmtests $REPO/guest/run-vmtests 0755 0 0"
 	echo "file /usr/bin/timeout $REPO/guest/timeout 0755 0 0"
-	echo "file /usr/bin/sudo $REPO/guest/sudo 0755 0 0"
+	echo "file /bin/sudo $REPO/guest/sudo 0755 0 0"
 	echo "file /bin/bash $BASH_STATIC 0755 0 0"
 	echo "file /etc/passwd $REPO/guest/passwd 0644 0 0"
 	echo "nod /dev/console 0600 0 0 c 5 1"

@@ -18,9 +18,12 @@
 # without building or booting anything.
 #   REGRESS_KERNELS  kernels, named as in 'make matrix'; the first is the
 #                    reference
+#   REGRESS_MEM      guest memory (default 6G)
 . "$(dirname "$0")/lib.sh"
 . "$REPO/scripts/console.sh"
 REGRESS_KERNELS=${REGRESS_KERNELS:-baseline series}
+# mremap_test maps 2 GiB regions; memfd_secret needs secretmem.enable=1.
+REGRESS_MEM=${REGRESS_MEM:-6G}
 read -ra kernels <<<"$REGRESS_KERNELS"
 [ "${#kernels[@]}" -ge 2 ] || die "REGRESS_KERNELS needs two kernels or more, not '$REGRESS_KERNELS'"
 [ "$REGRESS_KERNELS" = "baseline series" ] && [ "$DEBUG" = 0 ] && REGRESS_DOC=${REGRESS_DOC:-1}
@@ -58,10 +61,17 @@ results() {
 		seen[name] = 1
 		printf "%s\t%s\t%s\n", name, v, secs
 	}
+	# run_test() prints a title "running CMD" between two lines of its
+	# length; guest/run-vmtests the uptime after it and before the verdict.
 	/^# running run_vmtests: / { vm = 1; next }
 	vm && /^(not )?ok [0-9]+ run_vmtests/ { vm = 0; next }
-	vm && /^# uptime / { t = $3; next }
-	vm && /^# running / { name = substr($0, 11); t0 = t; next }
+	vm && /^# running / && length(prev) == length($0) { title = substr($0, 11) }
+	vm && /^# uptime / {
+		if (title != "") { name = title; t0 = $3; title = "" }
+		t = $3
+		next
+	}
+	{ prev = $0 }
 	vm && /^# \[(PASS|FAIL|SKIP)\]$/ {
 		v = $2 == "[PASS]" ? "pass" : $2 == "[SKIP]" ? "skip" : "fail"
 		put("run_vmtests: " name, v, sprintf("%.1f", t - t0))
@@ -99,7 +109,7 @@ for k in "${kernels[@]}"; do
 		build_suite
 		boot_kernel "$k" TESTS_FILE="$REPO/configs/tests.txt $REPO/configs/regress.txt" \
 			TESTS='run_vmtests uffd-unit-tests uffd-stress-*' GUEST_PROGS="$suite" \
-			GUEST_TIMEOUT=7200
+			GUEST_TIMEOUT=7200 MEM="$REGRESS_MEM" GUEST_APPEND=secretmem.enable=1
 	fi
 	out[$k]=$KERNEL_OUT
 	results "$KERNEL_OUT/console.log" >"$dir/$k.tsv"

@@ -184,12 +184,18 @@ check "initramfs: a GUEST_PROGS that is no directory is an error" 1 "GUEST_PROGS
 	env GUEST_PROGS="$T/none" "$S/initramfs.sh"
 
 # --- make regress: verdicts compared test by test, from fake consoles
-vm_log() { # vm_log VERDICT-OF-MREMAP VERDICT-OF-WP-FORK
-	printf '%s\n' "TAP version 13" "# running run_vmtests: run-vmtests" \
-		"# uptime 10.00" "# running ./hugepage-mmap" "# uptime 12.50" "# [PASS]" \
-		"# uptime 12.60" "# running ./mremap_test" "# uptime 13.00" "# [$1]" \
-		"# uptime 13.10" "# running ./memfd_secret" "# uptime 13.20" "# [SKIP]" \
-		"not ok 1 run_vmtests # exit=1 20s" "# running uffd-unit-tests: uffd-unit-tests" \
+vm_log() { # vm_log VERDICT-OF-MREMAP VERDICT-OF-WP-FORK: a guest console
+	vm_test() { # vm_test CMD START END VERDICT [OUTPUT]: as run_test() prints it
+		local title="running $1"
+		printf '# %s\n' "${title//?/-}" "$title" "uptime $2" "${title//?/-}" \
+			${5:+"$5"} "uptime $3" "[$4]"
+	}
+	echo "TAP version 13"
+	echo "# running run_vmtests: run-vmtests"
+	vm_test ./hugepage-mmap 10.00 12.50 PASS "running is what this test says"
+	vm_test ./mremap_test 12.60 13.00 "$1"
+	vm_test ./memfd_secret 13.10 13.20 SKIP
+	printf '%s\n' "not ok 1 run_vmtests # exit=1 20s" "# running uffd-unit-tests: uffd-unit-tests" \
 		"# Testing wp-fork on anon... $2" "# Testing poison on anon... skipped [reason: feature missing]" \
 		"ok 2 uffd-unit-tests # 30s" "ok 3 uffd-stress-anon # 4s" "uffd-harness: end done"
 	echo "status=finished"
