@@ -8,7 +8,7 @@
 
 stamp=$SRC_DIR/.git/uffd-base-sha256
 tarball=$(fetch_pinned "$BASE_PACKAGE" "$BASE_VERSION" "$BASE_DEB_SHA256" \
-	"$BASE_TARBALL" "$BASE_TARBALL_SHA256")
+	"$BASE_TARBALL" "$BASE_TARBALL_SHA256" configs/base.env)
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$BASE_TARBALL_SHA256" ] &&
 	git -C "$SRC_DIR" rev-parse -q --verify "refs/tags/$BASE_TAG" >/dev/null; then

@@ -21,6 +21,9 @@ file "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' ||
 file "$BASH_STATIC" 2>/dev/null | grep -q 'statically linked' ||
 	die "$BASH_STATIC is not a static bash: run 'make deps' (bash-static)"
 [ -z "$GUEST_PROGS" ] || [ -d "$GUEST_PROGS" ] || die "GUEST_PROGS: no directory $GUEST_PROGS"
+for f in $TESTS_FILE; do
+	[ -f "$f" ] || die "TESTS_FILE: no file $f"
+done
 [ -d "$OUT_DIR/selftests" ] || die "no test programs: run the selftests stage first"
 
 # select_tests: the lines of the tests files whose name matches $TESTS.

@@ -80,23 +80,24 @@ need_cmd() {
 	done
 }
 
-# verify FILE SHA256: on a mismatch the file is moved aside, never used.
+# verify FILE SHA256 PIN: on a mismatch the file is moved aside, never
+# used; PIN names where the checksum is pinned.
 verify() {
 	local got
 	got=$(sha256sum "$1" | cut -d' ' -f1)
 	if [ "$got" != "$2" ]; then
 		mv -f "$1" "$1.bad"
 		die "checksum mismatch for $(basename "$1"):
-  expected $2 (configs/)
+  expected $2 ($3)
   got      $got
   moved aside to $1.bad; nothing was unpacked or built"
 	fi
 	log "sha256 ok: $(basename "$1")"
 }
 
-# fetch_pinned PACKAGE VERSION DEB_SHA256 TARBALL TARBALL_SHA256: download
-# the Debian package (apt-get download) unless its tarball is in DL_DIR,
-# verify both, print the tarball's path.
+# fetch_pinned PACKAGE VERSION DEB_SHA256 TARBALL TARBALL_SHA256 PIN:
+# download the Debian package (apt-get download) unless its tarball is in
+# DL_DIR, verify both against PIN's checksums, print the tarball's path.
 fetch_pinned() {
 	local deb=$DL_DIR/${1}_${2//:/%3a}_all.deb tarball
 	tarball=$DL_DIR/$(basename "$4")
@@ -108,13 +109,13 @@ fetch_pinned() {
 			(cd "$DL_DIR" && apt-get download "$1=$2" >&2) ||
 				die "apt-get download $1=$2 failed (run 'apt-get update'? is the version still in the archive?)"
 		fi
-		verify "$deb" "$3"
+		verify "$deb" "$3" "$6"
 		log "extracting $4 from $(basename "$deb")"
 		dpkg-deb --fsys-tarfile "$deb" | tar -xO "./$4" >"$tarball.part" ||
 			die "$4 not found in $(basename "$deb")"
 		mv "$tarball.part" "$tarball"
 	fi
-	verify "$tarball" "$5"
+	verify "$tarball" "$5" "$6"
 	echo "$tarball"
 }
 

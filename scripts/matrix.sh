@@ -21,6 +21,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$REPO/scripts/console.sh"
 MATRIX_FILE=${MATRIX_FILE:-$REPO/configs/matrix.txt}
+# The rows' tests: the project's and the 6.12 tree's.
+export TESTS_FILE=${TESTS_FILE:-$REPO/configs/tests.txt $REPO/configs/upstream-tests.txt}
 MATRIX_BOOTS=${MATRIX_BOOTS:-4}
 unset EXTRA_PATCH SERIES_UPTO
 
@@ -122,5 +124,6 @@ passed=0 failed=0
 	echo
 	echo
 	echo "$passed passed, $failed failed"
-} | tee "$BUILD_DIR/matrix.txt"
+} >"$BUILD_DIR/matrix.txt"
+cat "$BUILD_DIR/matrix.txt"
 [ "$failed" = 0 ]

@@ -2,28 +2,32 @@
 # 'make regress': no regression beyond the project's own tests. Builds the
 # base tree's whole vm selftest suite once, statically, from $BASE_TAG, so
 # that every kernel runs the very same binaries, and boots each kernel of
-# REGRESS_KERNELS (default: baseline series) with it: the tree's
-# run_vmtests.sh (configs/regress.txt), then the 6.12 tree's
-# uffd-unit-tests and uffd-stress (configs/tests.txt). Compares the
-# verdicts test by test against the first kernel: run_vmtests.sh's
-# [PASS]/[FAIL]/[SKIP] per command line, uffd-unit-tests' "Testing X on
-# Y... done/skipped/failed" per case, the others per program. Worse is
-# pass -> skip -> fail -> no verdict at all; a test worse on any kernel,
-# or more kernel reports on its console than on the first's, fails the
-# run. Table with each test's time per kernel: $BUILD_DIR/regress.txt
-# and, for the default kernels with REGRESS_DOC=1 (their default),
-# Documentation/regress-$BASE_VERSION.txt. Last line: "N passed, N
-# failed, N skipped", one per test (skipped: skipped on every kernel).
-# REGRESS_REPORT_ONLY=1 compares the kernels' last console logs again,
-# without building or booting anything.
+# REGRESS_KERNELS (default: baseline series) with it: the 6.12 tree's
+# uffd-unit-tests and uffd-stress (configs/upstream-tests.txt), then the
+# tree's run_vmtests.sh (configs/regress.txt). Compares the verdicts test
+# by test against the first kernel: run_vmtests.sh's [PASS]/[FAIL]/[SKIP]
+# per command line, uffd-unit-tests' "Testing X on Y... done/skipped/
+# failed" per case, the others per program. Worse is pass -> skip -> fail
+# -> no verdict at all; a test worse on any kernel, more kernel reports on
+# its console than on the first's, or a guest that did not finish fails
+# the run. Table with each test's time per kernel:
+# $BUILD_DIR/regress/regress.txt and, for the default kernels with
+# REGRESS_DOC=1 (their default), Documentation/regress-$BASE_VERSION.txt.
+# Last line: "N passed, N failed, N skipped", one per test (skipped:
+# skipped on every kernel). REGRESS_REPORT_ONLY=1 compares the consoles of
+# the last make regress again (kept in $BUILD_DIR/regress/), without
+# building or booting anything.
 #   REGRESS_KERNELS  kernels, named as in 'make matrix'; the first is the
 #                    reference
 #   REGRESS_MEM      guest memory (default 6G)
+#   REGRESS_TIMEOUT  seconds before a guest is declared hung (default
+#                    10800: the sum of the tests' own timeouts is 9300)
 . "$(dirname "$0")/lib.sh"
 . "$REPO/scripts/console.sh"
 REGRESS_KERNELS=${REGRESS_KERNELS:-baseline series}
-# mremap_test maps 2 GiB regions; memfd_secret needs secretmem.enable=1.
+# mremap_test maps 2 GiB regions.
 REGRESS_MEM=${REGRESS_MEM:-6G}
+REGRESS_TIMEOUT=${REGRESS_TIMEOUT:-10800}
 read -ra kernels <<<"$REGRESS_KERNELS"
 [ "${#kernels[@]}" -ge 2 ] || die "REGRESS_KERNELS needs two kernels or more, not '$REGRESS_KERNELS'"
 [ "$REGRESS_KERNELS" = "baseline series" ] && [ "$DEBUG" = 0 ] && REGRESS_DOC=${REGRESS_DOC:-1}
@@ -35,6 +39,7 @@ mkdir -p "$dir"
 # The suite, built after the first kernel (whose stage installed the uapi
 # headers; the series changes none). Programs that do not build are
 # listed; run_vmtests.sh then reports them failed on every kernel.
+# Whatever is built must be static: the guest has no dynamic loader.
 build_suite() {
 	local src=$dir/src log=$dir/suite-build.log vm
 	vm=$src/tools/testing/selftests/vm
@@ -49,6 +54,10 @@ build_suite() {
 	# The scripts run_vmtests.sh runs (TEST_PROGS, TEST_FILES).
 	cp "$vm"/*.sh "$suite/"
 	grep -E '^[^ ]*\.c:[0-9]+:[0-9]+: (fatal )?error' "$log" | sed 's/^/    /' >&2 || true
+	[ -x "$suite/userfaultfd" ] || die "the suite did not build (log: $log)"
+	if file "$suite"/* | grep 'ELF' | grep -v 'statically linked'; then
+		die "programs above are not statically linked (log: $log)"
+	fi
 	touch "$suite/.done"
 }
 
@@ -77,7 +86,9 @@ results() {
 		put("run_vmtests: " name, v, sprintf("%.1f", t - t0))
 		next
 	}
-	/^# Testing .*\.\.\. / {
+	/^# running uffd-unit-tests: / { unit = 1 }
+	/^(not )?ok [0-9]+ uffd-unit-tests/ { unit = 0 }
+	unit && /^# Testing .*\.\.\. / {
 		s = substr($0, 11)
 		i = index(s, "... ")
 		r = substr(s, i + 4)
@@ -100,19 +111,25 @@ for k in "${kernels[@]}"; do
 done
 for k in "${kernels[@]}"; do
 	start=$(date +%s)
+	console=$dir/$k.console.log
 	if [ "${REGRESS_REPORT_ONLY:-0}" = 1 ]; then
-		KERNEL_OUT=$(kernel_out "$k")
-		[ -f "$KERNEL_OUT/console.log" ] || die "REGRESS_REPORT_ONLY=1, but $k has no console log"
+		[ -f "$console" ] || die "REGRESS_REPORT_ONLY=1, but no $console from an earlier make regress"
 	else
 		log "=== kernel $k"
-		build_kernel "$k"
+		# The suite needs the uapi headers of a built kernel.
+		[ -f "$suite/.done" ] || build_kernel "$k"
 		build_suite
-		boot_kernel "$k" TESTS_FILE="$REPO/configs/tests.txt $REPO/configs/regress.txt" \
+		boot_kernel "$k" TESTS_FILE="$REPO/configs/upstream-tests.txt $REPO/configs/regress.txt" \
 			TESTS='run_vmtests uffd-unit-tests uffd-stress-*' GUEST_PROGS="$suite" \
-			GUEST_TIMEOUT=7200 MEM="$REGRESS_MEM" GUEST_APPEND=secretmem.enable=1
+			GUEST_TIMEOUT="$REGRESS_TIMEOUT" MEM="$REGRESS_MEM"
+		# make run and make matrix boot this kernel too: keep what this run saw.
+		cp "$KERNEL_OUT/console.log" "$console"
+		sed -n 's/^status=//p' "$KERNEL_OUT/guest.txt" >"$dir/$k.status"
 	fi
-	out[$k]=$KERNEL_OUT
-	results "$KERNEL_OUT/console.log" >"$dir/$k.tsv"
+	grep -q '^# running run_vmtests: ' "$console" ||
+		die "$console: run_vmtests.sh never started (not a console of make regress)"
+	out[$k]=$console
+	results "$console" >"$dir/$k.tsv"
 	log "$k: $(wc -l <"$dir/$k.tsv") verdicts in $(($(date +%s) - start))s"
 done
 
@@ -130,13 +147,14 @@ compare() {
 		v[k, $1] = $2; secs[k, $1] = $3
 	}
 	END {
-		printf "%-58s", "test"
+		printf "%-70s", "test"
 		for (i = 1; i <= n; i++) printf " %-16s", ks[i]
 		print ""
 		for (j = 0; j < m; j++) {
 			t = order[j]
-			printf "%-58s", t
-			ref = rank[v[ks[1], t]] + 0; worse = ""; all_skip = 1
+			printf "%-70s", t
+			ref = (ks[1], t) in v ? rank[v[ks[1], t]] : 0
+			worse = ""; all_skip = 1
 			for (i = 1; i <= n; i++) {
 				got = (ks[i], t) in v ? v[ks[i], t] : "none"
 				printf " %-16s", got " (" ((ks[i], t) in v ? secs[ks[i], t] : "-") ")"
@@ -160,10 +178,10 @@ read -r _ passed failed skipped < <(tail -1 "$dir/compare.out")
 	echo "== vm selftests of $BASE_TAG; the 6.12 tree's uffd-unit-tests, uffd-stress"
 	echo "== verdict (seconds) per kernel; worse than the first kernel fails"
 	sed '$d' "$dir/compare.out"
-	printf '%-58s' "kernel reports on the console"
+	printf '%-70s' "kernel reports on the console"
 	ref="" worse=""
 	for k in "${kernels[@]}"; do
-		n=$(console_errors "${out[$k]}/console.log" | grep -c . || true)
+		n=$(console_errors "${out[$k]}" | grep -c . || true)
 		printf ' %-16s' "$n"
 		[ -n "$ref" ] || ref=$n
 		[ "$n" -le "$ref" ] || worse+=" $k"
@@ -175,8 +193,19 @@ read -r _ passed failed skipped < <(tail -1 "$dir/compare.out")
 		passed=$((passed + 1))
 	fi
 	echo
-	printf '%-58s' "guest"
-	for k in "${kernels[@]}"; do printf ' %-16s' "$(sed -n 's/^status=//p' "${out[$k]}/guest.txt")"; done
+	printf '%-70s' "guest"
+	unfinished=""
+	for k in "${kernels[@]}"; do
+		status=$(cat "$dir/$k.status" 2>/dev/null || echo unknown)
+		printf ' %-16s' "${status%% *}"
+		[ "$status" = finished ] || unfinished+=" $k"
+	done
+	if [ -n "$unfinished" ]; then
+		failed=$((failed + 1))
+		printf '  NOT FINISHED on%s' "$unfinished"
+	else
+		passed=$((passed + 1))
+	fi
 	echo
 } >"$table"
 cat "$table"

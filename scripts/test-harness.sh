@@ -184,7 +184,7 @@ check "initramfs: a GUEST_PROGS that is no directory is an error" 1 "GUEST_PROGS
 	env GUEST_PROGS="$T/none" "$S/initramfs.sh"
 
 # --- make regress: verdicts compared test by test, from fake consoles
-vm_log() { # vm_log VERDICT-OF-MREMAP VERDICT-OF-WP-FORK: a guest console
+vm_log() { # vm_log VERDICT-OF-MREMAP|- VERDICT-OF-WP-FORK: a guest console
 	vm_test() { # vm_test CMD START END VERDICT [OUTPUT]: as run_test() prints it
 		local title="running $1"
 		printf '# %s\n' "${title//?/-}" "$title" "uptime $2" "${title//?/-}" \
@@ -193,31 +193,41 @@ vm_log() { # vm_log VERDICT-OF-MREMAP VERDICT-OF-WP-FORK: a guest console
 	echo "TAP version 13"
 	echo "# running run_vmtests: run-vmtests"
 	vm_test ./hugepage-mmap 10.00 12.50 PASS "running is what this test says"
-	vm_test ./mremap_test 12.60 13.00 "$1"
+	[ "$1" = - ] || vm_test ./mremap_test 12.60 13.00 "$1"
 	vm_test ./memfd_secret 13.10 13.20 SKIP
 	printf '%s\n' "not ok 1 run_vmtests # exit=1 20s" "# running uffd-unit-tests: uffd-unit-tests" \
 		"# Testing wp-fork on anon... $2" "# Testing poison on anon... skipped [reason: feature missing]" \
 		"ok 2 uffd-unit-tests # 30s" "ok 3 uffd-stress-anon # 4s" "uffd-harness: end done"
 	echo "status=finished"
 }
-for k in baseline series; do mkdir -p "$BUILD_DIR/out/$k-guest"; done
-vm_log PASS done >"$BUILD_DIR/out/baseline-guest/console.log"
-vm_log PASS done >"$BUILD_DIR/out/series-guest/console.log"
-for k in baseline series; do grep status= "$BUILD_DIR/out/$k-guest/console.log" >"$BUILD_DIR/out/$k-guest/guest.txt"; done
-check "regress: equal verdicts pass, skips on both are counted as skipped" 0 "^6 passed, 0 failed, 2 skipped$" -- \
+R=$BUILD_DIR/regress
+mkdir -p "$R"
+vm_log PASS done >"$R/baseline.console.log"
+vm_log PASS done >"$R/series.console.log"
+for k in baseline series; do echo finished >"$R/$k.status"; done
+check "regress: equal verdicts pass, skips on both are counted as skipped" 0 "^7 passed, 0 failed, 2 skipped$" -- \
 	env REGRESS_REPORT_ONLY=1 REGRESS_DOC=0 "$S/regress.sh"
 check "regress: a test's time is shown" 0 "run_vmtests: ./hugepage-mmap +pass \(2.5\) +pass \(2.5\)" -- \
-	cat "$BUILD_DIR/regress/regress.txt"
-vm_log FAIL "failed [reason: x]" >"$BUILD_DIR/out/series-guest/console.log"
+	cat "$R/regress.txt"
+vm_log FAIL "failed [reason: x]" >"$R/series.console.log"
 check "regress: a test and a case worse on the series fail it, named" 1 \
-	"mremap_test +pass \(0.4\) +fail \(0.4\) +WORSE on series.*wp-fork on anon +pass \(-\) +fail \(-\) +WORSE on series.*4 passed, 2 failed, 2 skipped" -- \
+	"mremap_test +pass \(0.4\) +fail \(0.4\) +WORSE on series.*wp-fork on anon +pass \(-\) +fail \(-\) +WORSE on series.*5 passed, 2 failed, 2 skipped" -- \
 	bash -c "set -o pipefail; REGRESS_REPORT_ONLY=1 REGRESS_DOC=0 $S/regress.sh | tr '\n' ' '"
-check "regress: better on the series is no failure" 0 "6 passed, 0 failed" -- \
+check "regress: better on the series is no failure" 0 "7 passed, 0 failed" -- \
 	env REGRESS_REPORT_ONLY=1 REGRESS_DOC=0 REGRESS_KERNELS="series baseline" "$S/regress.sh"
-printf '[    5.000000] BUG: KASAN: use-after-free in change_pte_range\n' >>"$BUILD_DIR/out/baseline-guest/console.log"
+vm_log - "failed [reason: x]" >"$R/series.console.log"
+check "regress: a test the reference never reported is no failure, and shown" 0 "mremap_test +none \(-\) +pass" -- \
+	env REGRESS_REPORT_ONLY=1 REGRESS_DOC=0 REGRESS_KERNELS="series baseline" "$S/regress.sh"
+printf '[    5.000000] BUG: KASAN: use-after-free in change_pte_range\n' >>"$R/baseline.console.log"
 check "regress: more kernel reports than the reference fails" 1 "kernel reports on the console +0 +1 +WORSE on baseline" -- \
 	env REGRESS_REPORT_ONLY=1 REGRESS_DOC=0 REGRESS_KERNELS="series baseline" "$S/regress.sh"
-rm -rf "$BUILD_DIR/out/baseline-guest" "$BUILD_DIR/out/series-guest"
+echo "hung (no end after 10800s, killed)" >"$R/series.status"
+check "regress: a guest that did not finish fails" 1 "guest +finished +hung +NOT FINISHED on series" -- \
+	env REGRESS_REPORT_ONLY=1 REGRESS_DOC=0 "$S/regress.sh"
+echo "ok 1 a # 1s" >"$R/series.console.log"
+check "regress: a console without run_vmtests.sh is refused" 1 "series.console.log: run_vmtests.sh never started" -- \
+	env REGRESS_REPORT_ONLY=1 REGRESS_DOC=0 "$S/regress.sh"
+rm -rf "$R"
 
 echo "1..$n"
 echo "$((n - failed)) passed, $failed failed"

@@ -4,10 +4,10 @@
 # the 6.1 guest. Their sources come from Debian's linux-source-6.12
 # (configs/upstream.env, fetched and checked like the base); they compile
 # against the 6.1 tree's uapi headers with upstream-tests/uapi-after-6.1.h
-# force-included, using the 6.12 tree's own vm Makefile. Written by people
-# outside this project, they run on every kernel with the project's tests
-# (configs/tests.txt). Built once per pin and compat header, into
-# $BUILD_DIR/upstream-tests/bin.
+# force-included, using the 6.12 tree's own mm Makefile. Written by people
+# outside this project, they are in every kernel's initramfs; 'make
+# matrix' and 'make regress' run them (configs/upstream-tests.txt). Built
+# once per pin and compat header, into $BUILD_DIR/upstream-tests/bin.
 . "$(dirname "$0")/lib.sh"
 . "$REPO/configs/upstream.env"
 need_cmd gcc make tar
@@ -15,18 +15,17 @@ need_cmd gcc make tar
 progs=(uffd-unit-tests uffd-stress)
 dir=$BUILD_DIR/upstream-tests
 compat=$REPO/upstream-tests/uapi-after-6.1.h
+[ -f "$OBJ_DIR/usr/include/linux/userfaultfd.h" ] || die "no uapi headers in $OBJ_DIR/usr/include: run the selftests stage"
 # Rebuilt when the pin, the compat header or 6.1's uapi headers change.
-key=$({ echo "$UPSTREAM_TARBALL_SHA256"; cat "$compat"; cat "$OBJ_DIR"/usr/include/linux/userfaultfd.h; } |
+key=$({ echo "$UPSTREAM_TARBALL_SHA256"; cat "$compat" "$OBJ_DIR"/usr/include/linux/userfaultfd.h; } |
 	sha256sum | cut -d' ' -f1)
 if [ "$(cat "$dir/bin/.key" 2>/dev/null)" = "$key" ]; then
 	log "reusing ${progs[*]} in $dir/bin"
 	stage_done reused
 	exit 0
 fi
-[ -f "$OBJ_DIR/usr/include/linux/userfaultfd.h" ] || die "no uapi headers in $OBJ_DIR/usr/include: run the selftests stage"
-
 tarball=$(fetch_pinned "$UPSTREAM_PACKAGE" "$UPSTREAM_VERSION" "$UPSTREAM_DEB_SHA256" \
-	"$UPSTREAM_TARBALL" "$UPSTREAM_TARBALL_SHA256")
+	"$UPSTREAM_TARBALL" "$UPSTREAM_TARBALL_SHA256" configs/upstream.env)
 top=${UPSTREAM_PACKAGE}
 log "extracting the 6.12 selftests from $(basename "$tarball")"
 rm -rf "$dir"

@@ -118,6 +118,7 @@
 /* seen_protected_stays_unwritten */
 #define SEEN_MS			3000	/* of rounds */
 #define SEEN_SETTLE_US		200	/* for a write in flight to land */
+#define SEEN_WAIT_MS		1000	/* for the writer to go on */
 #define SEEN_PAGES		32	/* page tables, one watched page each */
 /* faults_run_during_wp */
 #define LOCK_RANGE_GB		1UL
@@ -192,20 +193,20 @@ static pid_t gettid_raw(void)
 }
 
 /*
- * Wait until @done(@arg) holds: false if it does not within 1 s. A writer
+ * Wait until @done(@arg) holds: false if it does not within @ms. A writer
  * that does not go on is woken with UFFDIO_WAKE on [start, start + len)
  * every WAKE_MS: its fault can find the page read-only without the uffd-wp
  * bit after the unprotect's wake-up went by (userfaultfd_must_wait() tests
  * the write bit), and then waits for the next wake-up.
  */
-static bool wait_woken(int uffd, char *start, size_t len,
+static bool wait_woken(int uffd, char *start, size_t len, unsigned long ms,
 		       bool (*done)(void *arg), void *arg, unsigned long *wakes)
 {
 	struct uffdio_range range = { .start = (unsigned long)start, .len = len };
 	unsigned long long t0 = now_ns(), next = t0;
 
 	while (!done(arg)) {
-		if (now_ns() - t0 > NSEC_PER_SEC)
+		if (now_ns() - t0 > ms * NSEC_PER_MSEC)
 			return false;
 		if (now_ns() < next + WAKE_MS * NSEC_PER_MSEC)
 			continue;
@@ -834,8 +835,8 @@ static void race_burst(struct race *r, struct race_stats *st)
 	 */
 	for (w = 0; w < NR_WRITERS; w++)
 		g.from[w] = __atomic_load_n(&r->progress[w], __ATOMIC_RELAXED);
-	if (!wait_woken(r->uffd, r->area, size, writers_went_on, &g,
-			&st->wakes) || !wait_drained(r)) {
+	if (!wait_woken(r->uffd, r->area, size, BLOCK_TIMEOUT_MS,
+			writers_went_on, &g, &st->wakes) || !wait_drained(r)) {
 		REPORT(st->fail_other, "round %lu, burst: a writer did not go on\n",
 		       st->rounds);
 		st->stop = true;
@@ -1026,8 +1027,8 @@ TEST_F_TIMEOUT(uffd_wp_race, soak, SOAK_TIMEOUT_S)
 	if (!env)
 		SKIP(return, "set %s to soak", SOAK_ENV);
 	errno = 0;
-	cycles = strtoul(env, &end, 0);
-	ASSERT_TRUE(!errno && *env && !*end && cycles)
+	cycles = strtoul(env, &end, 10);
+	ASSERT_TRUE(!errno && *env >= '0' && *env <= '9' && !*end && cycles)
 		TH_LOG("%s=%s: not a number of cycles", SOAK_ENV, env);
 	if (self->ready)
 		race_run(_metadata, &self->m, self->uffd, self->features,
@@ -1187,8 +1188,8 @@ static void seen_rounds(struct seen *s, int uffd, char *start, size_t len,
 
 	while (now_ns() < end) {
 		s->mark = seen_total(s);
-		if (!wait_woken(uffd, start, len, seen_writer_went_on, s,
-				&res->wakes)) {
+		if (!wait_woken(uffd, start, len, SEEN_WAIT_MS,
+				seen_writer_went_on, s, &res->wakes)) {
 			snprintf(res->err, sizeof(res->err),
 				 "the writer made no progress for 1 s after an unprotect");
 			return;
@@ -1303,8 +1304,8 @@ TEST_F(uffd_wp_race, seen_protected_stays_unwritten)
 		    variant->type == MEM_ANON ? 2 * SEEN_MS : SEEN_MS, &res);
 	__atomic_store_n(&s.stop, 1, __ATOMIC_RELAXED);
 	uffd_wp(self->uffd, m.addr, m.size, 0);
-	if (!wait_woken(self->uffd, m.addr, m.size, seen_writer_exited, &s,
-			&res.wakes))
+	if (!wait_woken(self->uffd, m.addr, m.size, SEEN_WAIT_MS,
+			seen_writer_exited, &s, &res.wakes))
 		snprintf(res.err, sizeof(res.err), "the writer did not stop");
 	pthread_join(writer, NULL);
 	pthread_join(watcher, NULL);
