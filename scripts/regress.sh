@@ -174,6 +174,16 @@ table=$dir/regress.txt
 cd "$dir" || die "no $dir"
 compare >"$dir/compare.out"
 read -r _ passed failed skipped < <(tail -1 "$dir/compare.out")
+# end_row WHAT KERNELS: end a row of the table, failed on KERNELS if any.
+end_row() {
+	if [ -n "$2" ]; then
+		failed=$((failed + 1))
+		printf '  %s on%s' "$1" "$2"
+	else
+		passed=$((passed + 1))
+	fi
+	echo
+}
 {
 	echo "== vm selftests of $BASE_TAG; the 6.12 tree's uffd-unit-tests, uffd-stress"
 	echo "== verdict (seconds) per kernel; worse than the first kernel fails"
@@ -186,13 +196,7 @@ read -r _ passed failed skipped < <(tail -1 "$dir/compare.out")
 		[ -n "$ref" ] || ref=$n
 		[ "$n" -le "$ref" ] || worse+=" $k"
 	done
-	if [ -n "$worse" ]; then
-		failed=$((failed + 1))
-		printf '  WORSE on%s' "$worse"
-	else
-		passed=$((passed + 1))
-	fi
-	echo
+	end_row WORSE "$worse"
 	printf '%-70s' "guest"
 	unfinished=""
 	for k in "${kernels[@]}"; do
@@ -200,13 +204,7 @@ read -r _ passed failed skipped < <(tail -1 "$dir/compare.out")
 		printf ' %-16s' "${status%% *}"
 		[ "$status" = finished ] || unfinished+=" $k"
 	done
-	if [ -n "$unfinished" ]; then
-		failed=$((failed + 1))
-		printf '  NOT FINISHED on%s' "$unfinished"
-	else
-		passed=$((passed + 1))
-	fi
-	echo
+	end_row "NOT FINISHED" "$unfinished"
 } >"$table"
 cat "$table"
 [ "${REGRESS_DOC:-0}" = 1 ] && cp "$table" "$REPO/Documentation/regress-$BASE_VERSION.txt"
