@@ -79,5 +79,6 @@ passed=0 failed=0
 	done
 	echo
 	echo "$passed passed, $failed failed"
-} | tee "$BUILD_DIR/flakes.txt"
+} >"$BUILD_DIR/flakes.txt"
+cat "$BUILD_DIR/flakes.txt"
 [ "$failed" = 0 ]
