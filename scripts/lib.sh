@@ -167,6 +167,15 @@ kernel_env() {
 	esac
 }
 
+# check_kernels KERNEL...: die on a name kernel_env does not know, before
+# anything is built.
+check_kernels() {
+	local k
+	for k in "$@"; do
+		kernel_env "$k" >/dev/null
+	done
+}
+
 # build_kernel KERNEL [VAR=value...]: build that kernel, its selftests and
 # its initramfs (the settings of kernel_env, then the given ones); set
 # KERNEL_OUT to the kernel's output directory. boot_kernel also boots it,

@@ -50,9 +50,7 @@ verdict() {
 	esac
 }
 
-for k in "${kernels[@]}"; do
-	kernel_env "$k" >/dev/null
-done
+check_kernels "${kernels[@]}"
 
 declare -A actual times expected
 while read -r t expect; do

@@ -106,9 +106,7 @@ results() {
 }
 
 declare -A out
-for k in "${kernels[@]}"; do
-	kernel_env "$k" >/dev/null
-done
+check_kernels "${kernels[@]}"
 for k in "${kernels[@]}"; do
 	start=$(date +%s)
 	console=$dir/$k.console.log
