@@ -2,7 +2,9 @@
 #
 #   make run          base + series: build, boot, run the tests, summarize
 #   make baseline     the same for the unpatched base
-#   make check        harness self-tests, patch hygiene, then 'make run'
+#   make check        harness self-tests; hygiene, bisectability and 'make run'
+#                     of both bases; the 6.12 proof matrix (what CI runs)
+#   make check-full   'make check', the 6.1 matrix and both debug kernels
 #   make patches      regenerate patches/ from the kernel tree's dev branch
 #   make bench        what a protect costs other threads: base, series, v2 (ratios, plot)
 #   make matrix       base, series and every mutant against configs/matrix.txt
@@ -14,14 +16,15 @@
 #   make <stage>      one stage: deps base series kernel selftests
 #                     upstream-tests initramfs qemu results
 #
-# Settings (make VAR=value or environment): MODE=baseline|series,
+# Settings (make VAR=value or environment): BASE=6.1|6.12 (default 6.1:
+# configs/BASE/, patches/BASE/, mutants/BASE/), MODE=baseline|series,
 # EXTRA_PATCH='file...', DEBUG=1, ACCEL=tcg|kvm, TESTS='glob ...', BUILD_DIR,
 # JOBS, GUEST_TIMEOUT. Each is described in the script that reads it.
 
 SHELL := /bin/bash
 STAGES := deps base series kernel selftests upstream-tests initramfs qemu results
 
-.PHONY: all run baseline check patches bench matrix regress soak flake mail $(STAGES)
+.PHONY: all run baseline check check-full patches bench matrix regress soak flake mail $(STAGES)
 
 all: run
 
@@ -40,6 +43,9 @@ baseline:
 
 check:
 	@scripts/check.sh
+
+check-full:
+	@CHECK_FULL=1 scripts/check.sh
 
 patches:
 	@scripts/format-patches.sh

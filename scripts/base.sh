@@ -1,6 +1,7 @@
 #!/bin/bash
-# Stage "base": fetch Debian's linux-source-6.1 at the pinned version,
-# verify both pinned checksums (configs/base.env; fetch_pinned in lib.sh),
+# Stage "base": fetch the Debian linux-source package of BASE at its pinned
+# version,
+# verify both pinned checksums (configs/BASE/base.env; fetch_pinned in lib.sh),
 # and make $BUILD_DIR/linux a git tree whose first commit is the pristine
 # tarball, tagged $BASE_TAG. Reused while the tarball's checksum matches
 # the pin.
@@ -8,7 +9,7 @@
 
 stamp=$SRC_DIR/.git/uffd-base-sha256
 tarball=$(fetch_pinned "$BASE_PACKAGE" "$BASE_VERSION" "$BASE_DEB_SHA256" \
-	"$BASE_TARBALL" "$BASE_TARBALL_SHA256" configs/base.env)
+	"$BASE_TARBALL" "$BASE_TARBALL_SHA256" "configs/$BASE/base.env")
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$BASE_TARBALL_SHA256" ] &&
 	git -C "$SRC_DIR" rev-parse -q --verify "refs/tags/$BASE_TAG" >/dev/null; then

@@ -1,7 +1,7 @@
 #!/bin/bash
 # 'make bench': bench/uffd-wp-protect-cost on each kernel of BENCH_KERNELS
 # (default: the base; series@0, the base built again, whose ratios show the
-# noise; the series; v2's design, bench/alt-write-lock.patch; and the same
+# noise; the series; v2's design, bench/BASE/alt-write-lock.patch; and the same
 # in 32M chunks), booted in turn BENCH_RUNS times (default 10), so that a
 # slow spell of the host hits every kernel. Also series@N, mutants, as in
 # 'make matrix'.
@@ -24,7 +24,7 @@ BENCH_KERNELS=${BENCH_KERNELS:-$default_kernels}
 read -ra kernels <<<"$BENCH_KERNELS"
 [ "${kernels[0]}" = baseline ] || die "BENCH_KERNELS must start with baseline (the ratios' base)"
 unset EXTRA_PATCH SERIES_UPTO
-dir=$BUILD_DIR/bench
+dir=$BUILD_DIR/bench/$BASE
 STAGES_FILE=$dir/stages.tsv	# not the guest run's
 "$REPO/scripts/deps.sh" gnuplot-nox
 # Build every kernel once; then only boot them, alternating.

@@ -3,7 +3,7 @@
 #   - every prefix of the series (SERIES_UPTO=1..N) builds, and the files it
 #     recompiles print no compiler warning (incremental builds: whatever is
 #     recompiled is what the prefix changed); a prefix whose last patch adds
-#     a selftest program builds it with the tree's own vm/Makefile, without
+#     a selftest program builds it with the tree's own vm/ or mm/ Makefile, without
 #     a warning;
 #   - sparse (make C=2) on the C files the series touches prints no warning
 #     that it does not print on the base.
@@ -15,7 +15,7 @@ unset EXTRA_PATCH
 
 # selftest_builds N: the programs the N-th patch adds, built in its tree.
 selftest_builds() {
-	local vm=tools/testing/selftests/vm progs out scratch
+	local vm=$BASE_SELFTESTS progs out scratch
 	mapfile -t progs < <(git -C "$SRC_DIR" diff --name-only --diff-filter=A \
 		HEAD~1 HEAD -- "$vm" | grep '\.c$' | xargs -r -n1 basename |
 		sed 's/\.c$//' | grep -vx uffd-wp-common)
@@ -38,7 +38,7 @@ for i in $(seq 1 "$total"); do
 	start=$(date +%s)
 	if out=$(SERIES_UPTO=$i "$REPO/scripts/series.sh" 2>&1 &&
 		SERIES_UPTO=$i "$REPO/scripts/kernel.sh" 2>&1); then
-		log=$BUILD_DIR/out/series@$i-$(config_name)/kernel-build.log
+		log=$(kernel_out "series@$i")/kernel-build.log
 		warn=$(grep 'warning:' "$log" || true)
 		if [ -z "$warn" ]; then
 			tap_result OK "series@$i builds without warnings ($(($(date +%s) - start))s)"

@@ -1,10 +1,11 @@
 #!/bin/bash
-# Patch hygiene, as TAP: patches/ is what 'make patches' makes of the dev
-# branch (when this machine has it); every patch is in the series and the
-# series applies; checkpatch.pl --strict (the base tree's) and codespell
-# are clean on each patch; the selftest sources in
-# tools/testing/selftests/vm/ of this repository are byte-identical to what
-# the series adds to the kernel tree; every mutant applies on the series.
+# Patch hygiene of BASE's series, as TAP: patches/BASE/ is what 'make
+# patches' makes of the dev branch (when this machine has it); every patch
+# is in the series and the series applies; checkpatch.pl --strict (the
+# base tree's) and codespell are clean on each patch; the selftest sources
+# in tools/testing/selftests/vm/ of this repository are byte-identical to
+# what the series adds to the kernel tree (under vm/ on 6.1, mm/ on 6.12);
+# every mutant of mutants/BASE/ applies on the series.
 . "$(dirname "$0")/lib.sh"
 MODE=series EXTRA_PATCH=
 
@@ -13,24 +14,24 @@ echo "TAP version 13"
 if git -C "$SRC_DIR" rev-parse -q --verify refs/heads/dev >/dev/null; then
 	scratch=$(mktemp -d)
 	PATCHES_DIR=$scratch "$REPO/scripts/format-patches.sh" 2>/dev/null
-	if d=$(diff -r "$scratch" "$REPO/patches"); then
-		tap_result OK "patches/ is what 'make patches' makes of the dev branch"
+	if d=$(diff -r "$scratch" "$PATCHES"); then
+		tap_result OK "patches/$BASE/ is what 'make patches' makes of the dev branch"
 	else
-		tap_result FAIL "patches/ is what 'make patches' makes of the dev branch" \
+		tap_result FAIL "patches/$BASE/ is what 'make patches' makes of the dev branch" \
 			"$(echo "$d" | head -20; echo "run 'make patches' (or update the dev branch)")"
 	fi
 	rm -rf "$scratch"
 else
-	tap_skip "patches/ matches the dev branch" "no dev branch here: patches/ is the source"
+	tap_skip "patches/$BASE/ matches the dev branch" "no dev branch here: patches/$BASE/ is the source"
 fi
 mapfile -t patches < <("$REPO/scripts/series.sh" --list)
-for f in "$REPO"/patches/*.patch; do
+for f in "$PATCHES"/*.patch; do
 	[ -e "$f" ] || continue
 	case "$(basename "$f")" in *0000-cover-letter.patch) continue ;; esac
 	if printf '%s\n' "${patches[@]}" | grep -qxF "$f"; then
-		tap_result OK "$(basename "$f") is in patches/series"
+		tap_result OK "$(basename "$f") is in patches/$BASE/series"
 	else
-		tap_result FAIL "$(basename "$f") is in patches/series" "not listed: it would never be applied"
+		tap_result FAIL "$(basename "$f") is in patches/$BASE/series" "not listed: it would never be applied"
 	fi
 done
 
@@ -58,7 +59,7 @@ for p in "${patches[@]}"; do
 	fi
 	# UNKNOWN_COMMIT_ID: the tarball has no history to look ids up in.
 	# FILE_PATH_CHANGES: asks about MAINTAINERS for any new file; ours are
-	# under tools/testing/selftests/vm/, covered by MEMORY MANAGEMENT.
+	# under tools/testing/selftests/{vm,mm}/, covered by MEMORY MANAGEMENT.
 	# /usr/bin first: spdxcheck.py needs Debian's python3 with python3-ply.
 	out=$(cd "$SRC_DIR" && PATH=/usr/bin:$PATH ./scripts/checkpatch.pl --strict --quiet \
 		--ignore UNKNOWN_COMMIT_ID,FILE_PATH_CHANGES "$p" 2>&1 || true)
@@ -69,7 +70,7 @@ for p in "${patches[@]}"; do
 	fi
 done
 
-for f in "$REPO"/patches/*0000-cover-letter.patch; do
+for f in "$PATCHES"/*0000-cover-letter.patch; do
 	[ -e "$f" ] || continue
 	if out=$(codespell "$f" 2>&1); then
 		tap_result OK "codespell: $(basename "$f")"
@@ -80,17 +81,18 @@ done
 
 # The selftest programs this project adds must be the same in the
 # repository (built against any kernel) and in the series (what is mailed).
-vm=tools/testing/selftests/vm
+vm=$BASE_SELFTESTS
 mapfile -t added < <(git -C "$SRC_DIR" diff --name-only --diff-filter=A \
 	"$BASE_TAG" series -- "$vm")
 for f in "${added[@]}"; do
-	[ -f "$REPO/$f" ] || tap_result FAIL "$f: the series adds it, the repository lacks it"
+	[ -f "$OUR_SELFTESTS/$(basename "$f")" ] ||
+		tap_result FAIL "$f: the series adds it, the repository lacks it"
 done
-for f in "$REPO/$vm"/*; do
+for f in "$OUR_SELFTESTS"/*; do
 	[ -f "$f" ] || continue
 	rel=$vm/$(basename "$f")
 	if ! git -C "$SRC_DIR" cat-file -e "series:$rel" 2>/dev/null; then
-		tap_result FAIL "$rel is in the series" "no patch in patches/series adds it"
+		tap_result FAIL "$rel is in the series" "no patch in patches/$BASE/series adds it"
 	elif diff=$(git -C "$SRC_DIR" show "series:$rel" | diff -u - "$f"); then
 		tap_result OK "$rel is identical in the series"
 	else
@@ -98,26 +100,29 @@ for f in "$REPO/$vm"/*; do
 	fi
 done
 
-# One way in: kselftest's runner runs each program (TEST_GEN_PROGS),
-# run_vmtests.sh does not run it a second time.
-for f in "$REPO/$vm"/*.c; do
+# One way in: on 6.1 kselftest's runner runs each program
+# (TEST_GEN_PROGS), run_vmtests.sh does not run it a second time; on 6.12
+# the runner runs run_vmtests.sh only, which runs each program
+# (TEST_GEN_FILES) once.
+for f in "$OUR_SELFTESTS"/*.c; do
 	prog=$(basename "$f" .c)
 	git -C "$SRC_DIR" show "series:$vm/$prog.c" >/dev/null 2>&1 || continue
 	progs=$(git -C "$SRC_DIR" show "series:$vm/Makefile" |
 		grep -cx "TEST_GEN_PROGS += $prog" || true)
+	files=$(git -C "$SRC_DIR" show "series:$vm/Makefile" |
+		grep -cx "TEST_GEN_FILES += $prog" || true)
 	vmtests=$(git -C "$SRC_DIR" show "series:$vm/run_vmtests.sh" |
 		grep -c "[ /]$prog\b" || true)
-	if [ "$progs" = 1 ] && [ "$vmtests" = 0 ]; then
-		tap_result OK "$prog runs once under run_tests (TEST_GEN_PROGS only)"
-	elif [ "$progs" = 0 ] && [ "$vmtests" = 0 ]; then
-		continue # a helper, not a program
-	else
-		tap_result FAIL "$prog runs once under run_tests (TEST_GEN_PROGS only)" \
-			"TEST_GEN_PROGS lines: $progs, run_vmtests.sh lines: $vmtests"
-	fi
+	case "$progs $files $vmtests" in
+	"1 0 0") tap_result OK "$prog runs once under run_tests (TEST_GEN_PROGS only)" ;;
+	"0 1 1") tap_result OK "$prog runs once under run_tests (run_vmtests.sh)" ;;
+	"0 0 0") continue ;; # a helper, not a program
+	*) tap_result FAIL "$prog runs once under run_tests" \
+		"TEST_GEN_PROGS lines: $progs, TEST_GEN_FILES lines: $files, run_vmtests.sh lines: $vmtests" ;;
+	esac
 done
 
-for m in "$REPO"/mutants/*.patch; do
+for m in "$MUTANTS"/*.patch; do
 	[ -e "$m" ] || continue
 	if out=$(EXTRA_PATCH=$m "$REPO/scripts/series.sh" 2>&1); then
 		tap_result OK "mutant $(basename "$m" .patch) applies on the series"

@@ -1,23 +1,23 @@
 #!/bin/bash
 # 'make flake': how often each regression program fails. Boots each kernel
-# of configs/matrix.txt once and runs, REPEAT times each, the programs the
+# of configs/BASE/matrix.txt once and runs, REPEAT times each, the programs the
 # matrix expects to fail there, and on the PASS_KERNELS those it expects
 # to pass. A program must fail 0 times where it should pass, and at least
 # REPEAT - 1 times where it should fail. Prints a table (also in
-# $BUILD_DIR/flakes.txt); the last line counts the kernel/program cells.
+# $BUILD_DIR/flakes-BASE.txt); the last line counts the kernel/program cells.
 #   REPEAT         runs per program and kernel (default 20)
 #   FLAKE_KERNELS  the columns to run (default: all of the matrix)
 #   FLAKE_TESTS    the programs (default: the project's)
 #   PASS_KERNELS   where expected passes are run too (default: series)
 . "$(dirname "$0")/lib.sh"
-MATRIX_FILE=${MATRIX_FILE:-$REPO/configs/matrix.txt}
+MATRIX_FILE=${MATRIX_FILE:-$CONFIGS/matrix.txt}
 REPEAT=${REPEAT:-20}
 unset EXTRA_PATCH SERIES_UPTO
 
 table=$(grep -v '^[[:space:]]*#' "$MATRIX_FILE" | grep .)
 read -r -a all_kernels <<<"$(echo "$table" | head -1 | cut -d' ' -f2- | xargs)"
 read -r -a kernels <<<"${FLAKE_KERNELS:-${all_kernels[*]}}"
-read -r -a progs <<<"${FLAKE_TESTS:-$(cd "$REPO/tools/testing/selftests/vm" &&
+read -r -a progs <<<"${FLAKE_TESTS:-$(cd "$OUR_SELFTESTS" &&
 	grep -l TEST_HARNESS_MAIN -- *.c | sed 's/\.c$//' | xargs)}"
 
 # expected PROG KERNEL: the matrix's verdict of the program on the kernel.
@@ -30,13 +30,13 @@ expected() {
 	done
 }
 
-# The backstop of each run, from configs/tests.txt.
-backstop() { awk -v t="$1" '$1 == t { print $2 }' "$REPO/configs/tests.txt"; }
+# The backstop of each run, from configs/BASE/tests.txt.
+backstop() { awk -v t="$1" '$1 == t { print $2 }' "$CONFIGS/tests.txt"; }
 
 declare -A want fails runs
 cells=()
 for k in "${kernels[@]}"; do
-	list=$BUILD_DIR/flake-tests.txt
+	list=$BUILD_DIR/flake-tests-$BASE.txt
 	: >"$list"
 	for p in "${progs[@]}"; do
 		w=$(expected "$p" "$k")
@@ -79,6 +79,6 @@ passed=0 failed=0
 	done
 	echo
 	echo "$passed passed, $failed failed"
-} >"$BUILD_DIR/flakes.txt"
-cat "$BUILD_DIR/flakes.txt"
+} >"$BUILD_DIR/flakes-$BASE.txt"
+cat "$BUILD_DIR/flakes-$BASE.txt"
 [ "$failed" = 0 ]

@@ -1,15 +1,15 @@
 #!/bin/bash
-# 'make patches': regenerate patches/ and patches/series from the series
+# 'make patches': regenerate patches/BASE/ and its series file from the series
 # branch of the kernel tree (BRANCH, default "dev"), where patches are
 # developed: git format-patch against the base tag, one file per commit,
-# and the cover letter filled from Documentation/cover-letter.txt.
+# and the cover letter filled from Documentation/cover-letter-BASE.txt.
 #   VERSION       the series version, git format-patch -v (default 3)
-#   PATCHES_DIR   where to write (default patches/; check-patches.sh
+#   PATCHES_DIR   where to write (default patches/BASE/; check-patches.sh
 #                 regenerates into a scratch dir and compares)
 . "$(dirname "$0")/lib.sh"
 BRANCH=${BRANCH:-dev}
 VERSION=${VERSION:-3}
-PATCHES_DIR=${PATCHES_DIR:-$REPO/patches}
+PATCHES_DIR=${PATCHES_DIR:-$PATCHES}
 mkdir -p "$PATCHES_DIR"
 
 git -C "$SRC_DIR" rev-parse -q --verify "refs/heads/$BRANCH" >/dev/null ||
@@ -18,14 +18,14 @@ author=$(git -C "$SRC_DIR" log -1 --format='%an' "$BRANCH")
 email=$(git -C "$SRC_DIR" log -1 --format='%ae' "$BRANCH")
 rm -f "$PATCHES_DIR"/*.patch
 git -C "$SRC_DIR" -c user.name="$author" -c user.email="$email" format-patch -q \
-	--cover-letter -v"$VERSION" --subject-prefix="PATCH 6.1" --zero-commit --no-signature \
+	--cover-letter -v"$VERSION" --subject-prefix="PATCH $BASE" --zero-commit --no-signature \
 	--base="$BASE_TAG" -o "$PATCHES_DIR" "$BASE_TAG..$BRANCH"
 
 # Fill the cover letter from its source: the first line is the subject,
 # the rest the text. Its date is the last commit's, so that regenerating
 # an unchanged branch gives byte-identical files.
 cover=$(ls "$PATCHES_DIR"/*0000-cover-letter.patch)
-src=$REPO/Documentation/cover-letter.txt
+src=$REPO/Documentation/cover-letter-$BASE.txt
 date=$(git -C "$SRC_DIR" log -1 --format='%aD' "$BRANCH")
 python3 - "$cover" "$src" "$date" <<'PY'
 import sys

@@ -1,11 +1,12 @@
 #!/bin/bash
 # Stage "initramfs": busybox-static, guest/init, the test programs and the
-# list of tests to run (configs/tests.txt, filtered by TESTS), packed with
+# list of tests to run (configs/BASE/tests.txt, filtered by TESTS), packed with
 # the tree's own gen_init_cpio so no root or mknod is needed.
-#   TESTS       space-separated names or shell globs from configs/tests.txt
+#   TESTS       space-separated names or shell globs from configs/BASE/tests.txt
 #               (default: all)
-#   TESTS_FILE  the tests files, space-separated (default configs/tests.txt)
+#   TESTS_FILE  the tests files, space-separated (default configs/BASE/tests.txt)
 #   GUEST_PROGS a directory of more programs and scripts for /kselftest/vm
+#               (or mm on 6.12)
 #               (make regress: the base tree's whole vm suite)
 . "$(dirname "$0")/lib.sh"
 need_cmd gcc gzip
@@ -13,7 +14,7 @@ need_cmd gcc gzip
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 BASH_STATIC=${BASH_STATIC:-/bin/bash-static}
 GUEST_PROGS=${GUEST_PROGS:-}
-TESTS_FILE=${TESTS_FILE:-$REPO/configs/tests.txt}
+TESTS_FILE=${TESTS_FILE:-$CONFIGS/tests.txt}
 TESTS=${TESTS:-*}
 
 file "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' ||
@@ -57,15 +58,17 @@ if [ ! -x "$gen" ]; then
 fi
 
 # The test programs sit where kselftest's runner expects them, beside the
-# tree's vm/settings (their timeout) and kselftest/runner.sh.
+# tree's vm/settings or mm/settings (their timeout) and kselftest/runner.sh;
+# /selftests points to that directory.
+sdir=/kselftest/$(basename "$BASE_SELFTESTS")
 {
 	for d in /bin /etc /usr /usr/bin /dev /proc /sys /tmp /mnt /mnt/huge \
-		/kselftest /kselftest/kselftest /kselftest/vm; do
+		/kselftest /kselftest/kselftest "$sdir"; do
 		echo "dir $d 0755 0 0"
 	done
-	echo "slink /selftests /kselftest/vm 0777 0 0"
+	echo "slink /selftests $sdir 0777 0 0"
 	echo "file /kselftest/kselftest/runner.sh $SRC_DIR/tools/testing/selftests/kselftest/runner.sh 0644 0 0"
-	echo "file /kselftest/vm/settings $SRC_DIR/tools/testing/selftests/vm/settings 0644 0 0"
+	echo "file $sdir/settings $SRC_DIR/$BASE_SELFTESTS/settings 0644 0 0"
 	echo "file /bin/run-kselftest $REPO/guest/run-kselftest 0755 0 0"
 	echo "file /bin/run-vmtests $REPO/guest/run-vmtests 0755 0 0"
 	echo "file /usr/bin/timeout $REPO/guest/timeout 0755 0 0"
@@ -84,7 +87,7 @@ fi
 	# regress runs the very same binaries on every kernel.
 	for t in "$OUT_DIR"/selftests/* ${GUEST_PROGS:+"$GUEST_PROGS"/*}; do
 		[ -f "$t" ] && [ -x "$t" ] &&
-			echo "file /kselftest/vm/$(basename "$t") $t 0755 0 0"
+			echo "file $sdir/$(basename "$t") $t 0755 0 0"
 	done | awk '{ last[$2] = $0; if (!($2 in seen)) { seen[$2] = 1; order[n++] = $2 } }
 		END { for (i = 0; i < n; i++) print last[order[i]] }'
 } >"$stage/cpio.list"

@@ -1,11 +1,13 @@
 #!/bin/bash
 # Stage "kernel": configure (tinyconfig + configs/guest.config, plus
-# configs/debug.config when DEBUG=1) and build bzImage out of tree in
+# configs/BASE/guest.config if there is one, plus configs/debug.config when
+# DEBUG=1) and build bzImage out of tree in
 # $BUILD_DIR/obj/<config> with ccache, then copy it to the run's output dir.
 . "$(dirname "$0")/lib.sh"
 need_cmd gcc make flex bison bc ccache
 
 fragments=("$REPO/configs/guest.config")
+[ -f "$CONFIGS/guest.config" ] && fragments+=("$CONFIGS/guest.config")
 [ "$DEBUG" = 1 ] && fragments+=("$REPO/configs/debug.config")
 
 kmake() {

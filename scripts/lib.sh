@@ -2,6 +2,9 @@
 # Shared settings and helpers, sourced by every stage script.
 #
 # Settings (environment, all optional):
+#   BASE          6.1 (default) | 6.12: the base tree and everything that
+#                 goes with it (configs/BASE/, patches/BASE/, mutants/BASE/,
+#                 bench/BASE/)
 #   BUILD_DIR     where downloads, the kernel git tree, object trees, ccache
 #                 and results live (default ~/.cache/uffd-wp-tlb: outside the
 #                 clone, so a fresh clone builds warm)
@@ -22,18 +25,27 @@ EXTRA_PATCH=${EXTRA_PATCH:-}
 SERIES_UPTO=${SERIES_UPTO:-}
 MODE=${MODE:-series}
 
-# shellcheck source=../configs/base.env
-. "$REPO/configs/base.env"
-
-DL_DIR=$BUILD_DIR/dl
-SRC_DIR=$BUILD_DIR/linux
-CCACHE_DIR=${CCACHE_DIR:-$BUILD_DIR/ccache}
-export CCACHE_DIR
-
+BASE=${BASE:-6.1}
 STAGE=${STAGE:-$(basename "$0" .sh)}
 
 log() { printf '[%s] %s\n' "$STAGE" "$*" >&2; }
 die() { printf '[%s] error: %s\n' "$STAGE" "$*" >&2; exit 1; }
+
+[ -f "$REPO/configs/$BASE/base.env" ] ||
+	die "BASE must be one of: $(cd "$REPO/configs" && ls -d -- */ | tr -d / | xargs), not '$BASE'"
+CONFIGS=$REPO/configs/$BASE
+PATCHES=$REPO/patches/$BASE
+MUTANTS=$REPO/mutants/$BASE
+# Our selftest sources, one copy for every base (each series adds them
+# under its tree's BASE_SELFTESTS).
+OUR_SELFTESTS=$REPO/tools/testing/selftests/vm
+# shellcheck source=../configs/6.1/base.env
+. "$CONFIGS/base.env"
+
+DL_DIR=$BUILD_DIR/dl
+SRC_DIR=$BUILD_DIR/linux-$BASE
+CCACHE_DIR=${CCACHE_DIR:-$BUILD_DIR/ccache}
+export CCACHE_DIR
 
 config_name() { [ "$DEBUG" = 1 ] && echo debug || echo guest; }
 
@@ -55,8 +67,8 @@ if [ -n "$EXTRA_PATCH" ]; then
 fi
 kernel_name() { echo "$KERNEL_NAME"; }
 
-OBJ_DIR=$BUILD_DIR/obj/$(config_name)
-OUT_DIR=$BUILD_DIR/out/$KERNEL_NAME-$(config_name)
+OBJ_DIR=$BUILD_DIR/obj/$BASE-$(config_name)
+OUT_DIR=$BUILD_DIR/out/$BASE/$KERNEL_NAME-$(config_name)
 STAGES_FILE=$OUT_DIR/stages.tsv
 
 # Run "$@" as one timed step of this stage; the time goes to the results.
@@ -145,7 +157,7 @@ tap_end() {
 
 # kernel_env KERNEL: the settings that select it, one per line. A mutant
 # column may stack mutants: A+B is mutants/A.patch, then mutants/B.patch;
-# a name not in mutants/ is an alternative design in bench/NAME.patch.
+# a name not in mutants/BASE/ is an alternative design in bench/BASE/NAME.patch.
 kernel_env() {
 	local m patches=()
 	case "$1" in
@@ -154,12 +166,12 @@ kernel_env() {
 	series@[0-9]*) printf 'MODE=series\nSERIES_UPTO=%s\n' "${1#series@}" ;;
 	*)
 		for m in ${1//+/ }; do
-			if [ -f "$REPO/mutants/$m.patch" ]; then
-				patches+=("$REPO/mutants/$m.patch")
-			elif [ -f "$REPO/bench/$m.patch" ]; then
-				patches+=("$REPO/bench/$m.patch")
+			if [ -f "$MUTANTS/$m.patch" ]; then
+				patches+=("$MUTANTS/$m.patch")
+			elif [ -f "$REPO/bench/$BASE/$m.patch" ]; then
+				patches+=("$REPO/bench/$BASE/$m.patch")
 			else
-				die "no patch mutants/$m.patch or bench/$m.patch"
+				die "no patch mutants/$BASE/$m.patch or bench/$BASE/$m.patch"
 			fi
 		done
 		echo "MODE=series"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# 'make mail': git send-email --dry-run of patches/ (cover letter first),
+# 'make mail': git send-email --dry-run of patches/BASE/ (cover letter first),
 # recipients from scripts/recipients.sh. Refuses while SENDER is unset
 # (configs/sender.env), when the cover letter is not from SENDER, or when a
 # patch does not end with SENDER's Signed-off-by (a patch may be authored
@@ -11,8 +11,8 @@ need_cmd git
 git send-email --help >/dev/null 2>&1 || die "git send-email missing: run 'make deps' (git-email)"
 
 [ -n "$SENDER" ] || die "SENDER is unset: set it in configs/sender.env or as SENDER='Name <address>'; refusing to mail"
-mapfile -t files < <(ls "$REPO"/patches/*.patch)
-[ "${#files[@]}" -gt 0 ] || die "no patches in patches/"
+mapfile -t files < <(ls "$PATCHES"/*.patch)
+[ "${#files[@]}" -gt 0 ] || die "no patches in patches/$BASE/"
 for f in "${files[@]}"; do
 	case "$f" in
 	*0000-cover-letter.patch)

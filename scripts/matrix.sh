@@ -1,7 +1,7 @@
 #!/bin/bash
 # 'make matrix': the proof that the tests bite. Builds and boots every
-# kernel named in the header of configs/matrix.txt -- the base, the series,
-# series@N (its first N patches), and each mutant (mutants/NAME.patch on
+# kernel named in the header of configs/BASE/matrix.txt -- the base, the
+# series, series@N (its first N patches), and each mutant (mutants/BASE/NAME.patch on
 # top of the series, or several: A+B) -- runs the tests named by its rows,
 # and compares each verdict with the expected one. A row TEST/CASE is the
 # verdict of one test case in TEST's kselftest harness output (CASE: its
@@ -10,19 +10,19 @@
 #   -      not compared (the test still runs, its verdict is shown)
 #   .      not run on that kernel
 # Any mismatch fails the run. Prints the matrix, expected/actual, to
-# $BUILD_DIR/matrix.txt; the last line counts the compared cells.
+# $BUILD_DIR/matrix-BASE.txt; the last line counts the compared cells.
 # Some mutants open a race window that a test hits in most runs, not all:
 # a kernel whose "fail" cells passed boots again, with only those tests,
 # up to MATRIX_BOOTS times in all; such a cell is caught if any boot fails
 # it (shown as fail@N, N the boot). "pass" cells get one boot: the series
 # must pass every time.
-#   MATRIX_FILE   the expected table (default configs/matrix.txt)
+#   MATRIX_FILE   the expected table (default configs/BASE/matrix.txt)
 #   MATRIX_BOOTS  boots per kernel while "fail" cells pass (default 4)
 . "$(dirname "$0")/lib.sh"
 . "$REPO/scripts/console.sh"
-MATRIX_FILE=${MATRIX_FILE:-$REPO/configs/matrix.txt}
-# The rows' tests: the project's and the 6.12 tree's.
-export TESTS_FILE=${TESTS_FILE:-$REPO/configs/tests.txt $REPO/configs/upstream-tests.txt}
+MATRIX_FILE=${MATRIX_FILE:-$CONFIGS/matrix.txt}
+# The rows' tests: the project's, the tree's, and on 6.1 the 6.12 tree's.
+export TESTS_FILE=${TESTS_FILE:-$(ls "$CONFIGS"/tests.txt "$CONFIGS"/upstream-tests.txt 2>/dev/null | xargs)}
 MATRIX_BOOTS=${MATRIX_BOOTS:-4}
 unset EXTRA_PATCH SERIES_UPTO
 
@@ -122,6 +122,6 @@ passed=0 failed=0
 	echo
 	echo
 	echo "$passed passed, $failed failed"
-} >"$BUILD_DIR/matrix.txt"
-cat "$BUILD_DIR/matrix.txt"
+} >"$BUILD_DIR/matrix-$BASE.txt"
+cat "$BUILD_DIR/matrix-$BASE.txt"
 [ "$failed" = 0 ]

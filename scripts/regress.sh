@@ -3,8 +3,8 @@
 # base tree's whole vm selftest suite once, statically, from $BASE_TAG, so
 # that every kernel runs the very same binaries, and boots each kernel of
 # REGRESS_KERNELS (default: baseline series) with it: the 6.12 tree's
-# uffd-unit-tests and uffd-stress (configs/upstream-tests.txt), then the
-# tree's run_vmtests.sh (configs/regress.txt). Compares the verdicts test
+# uffd-unit-tests and uffd-stress (configs/6.1/upstream-tests.txt), then the
+# tree's run_vmtests.sh (configs/6.1/regress.txt). 6.1 only so far. Compares the verdicts test
 # by test against the first kernel: run_vmtests.sh's [PASS]/[FAIL]/[SKIP]
 # per command line, uffd-unit-tests' "Testing X on Y... done/skipped/
 # failed" per case, the others per program. Worse is pass -> skip -> fail
@@ -25,6 +25,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$REPO/scripts/console.sh"
 REGRESS_KERNELS=${REGRESS_KERNELS:-baseline series}
+[ -f "$CONFIGS/regress.txt" ] ||
+	die "make regress runs on BASE=6.1 only: there is no configs/$BASE/regress.txt"
 # mremap_test maps 2 GiB regions.
 REGRESS_MEM=${REGRESS_MEM:-6G}
 REGRESS_TIMEOUT=${REGRESS_TIMEOUT:-10800}
@@ -32,7 +34,7 @@ read -ra kernels <<<"$REGRESS_KERNELS"
 [ "${#kernels[@]}" -ge 2 ] || die "REGRESS_KERNELS needs two kernels or more, not '$REGRESS_KERNELS'"
 [ "$REGRESS_KERNELS" = "baseline series" ] && [ "$DEBUG" = 0 ] && REGRESS_DOC=${REGRESS_DOC:-1}
 unset EXTRA_PATCH SERIES_UPTO
-dir=$BUILD_DIR/regress
+dir=$BUILD_DIR/regress/$BASE
 suite=$dir/vm-$BASE_TAG
 mkdir -p "$dir"
 
@@ -117,7 +119,7 @@ for k in "${kernels[@]}"; do
 		# The suite needs the uapi headers of a built kernel.
 		[ -f "$suite/.done" ] || build_kernel "$k"
 		build_suite
-		boot_kernel "$k" TESTS_FILE="$REPO/configs/upstream-tests.txt $REPO/configs/regress.txt" \
+		boot_kernel "$k" TESTS_FILE="$CONFIGS/upstream-tests.txt $CONFIGS/regress.txt" \
 			TESTS='run_vmtests uffd-unit-tests uffd-stress-*' GUEST_PROGS="$suite" \
 			GUEST_TIMEOUT="$REGRESS_TIMEOUT" MEM="$REGRESS_MEM"
 		# make run and make matrix boot this kernel too: keep what this run saw.

@@ -1,16 +1,16 @@
 #!/bin/bash
 # Stage "series": put the kernel under test into $BUILD_DIR/linux.
 #   MODE=baseline            the pristine base alone
-#   MODE=series (default)    base + every patch in patches/series, in order
+#   MODE=series (default)    base + every patch in patches/BASE/series, in order
 #   SERIES_UPTO=N            ... only its first N patches (bisection)
 #   EXTRA_PATCH='FILE...'    ... + more patches, in order (mutants)
 # Each kernel is a branch named after it; a branch whose inputs did not
 # change is checked out as is, so the build only sees files that differ.
 #
-#   series.sh --list         print the patches patches/series names, in order
+#   series.sh --list         print the patches patches/BASE/series names, in order
 . "$(dirname "$0")/lib.sh"
 
-SERIES_FILE=${SERIES_FILE:-$REPO/patches/series}
+SERIES_FILE=${SERIES_FILE:-$PATCHES/series}
 
 # The series file: one patch file name per line, relative to its directory;
 # blank lines and '#' comments are ignored. An empty series is valid.

@@ -8,7 +8,7 @@
 # guest prints each type's progress every 10 s. Passes when every type
 # passes (a type the program skips fails the soak) and the console shows
 # no kernel report. The table (cycles, rounds, time, lost writes per type)
-# goes to $BUILD_DIR/soak.txt and, with SOAK_DOC=1 (default for the
+# goes to $BUILD_DIR/soak-BASE.txt and, with SOAK_DOC=1 (default for the
 # series' debug kernel), Documentation/soak-$BASE_VERSION.txt.
 #   SOAK_CYCLES   protects per memory type (default 1000000, at most
 #                 4000000: the program gives each type 12 h, and anon does
@@ -29,7 +29,7 @@ unset EXTRA_PATCH SERIES_UPTO
 # anon and anon_cow 5.3 ms each).
 timeout=$((600 + SOAK_CYCLES * 30 / 1000))
 
-list=$BUILD_DIR/soak-tests.txt
+list=$BUILD_DIR/soak-tests-$BASE.txt
 echo "uffd-wp-soak $timeout env UFFD_WP_RACE_SOAK_CYCLES=$SOAK_CYCLES uffd-wp-race" >"$list"
 log "$SOAK_KERNEL, $(config_name) kernel: $SOAK_CYCLES cycles per memory type (guest timeout ${timeout}s)"
 start=$(date +%s)
@@ -41,7 +41,7 @@ console=$KERNEL_OUT/console.log
 # Per type, from the program's summary lines ("# # anon: 64 x 4K, 1234 ms:
 # 56 rounds, 1000000 protects", "# # anon: 0 lost writes, ...") and the
 # harness verdict of its soak test.
-table=$BUILD_DIR/soak.txt
+table=$BUILD_DIR/soak-$BASE.txt
 failed=0
 errors=$(console_errors "$console" | grep -c . || true)
 {

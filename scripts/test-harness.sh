@@ -38,7 +38,7 @@ check "MODE must be baseline or series" 1 "MODE must be baseline or series, not 
 check "EXTRA_PATCH needs MODE=series" 1 "EXTRA_PATCH needs MODE=series" -- \
 	env MODE=baseline EXTRA_PATCH=x.patch "$S/series.sh" --list
 check "ACCEL must be tcg or kvm" 1 "ACCEL must be tcg or kvm" -- \
-	bash -c "mkdir -p $BUILD_DIR/out/series-guest && touch $BUILD_DIR/out/series-guest/{bzImage,initramfs.cpio.gz} && ACCEL=xen $S/qemu.sh"
+	bash -c "mkdir -p $BUILD_DIR/out/6.1/series-guest && touch $BUILD_DIR/out/6.1/series-guest/{bzImage,initramfs.cpio.gz} && ACCEL=xen $S/qemu.sh"
 check "qemu without a kernel says which stage to run" 1 "run the kernel stage first" -- \
 	env BUILD_DIR="$T/empty" "$S/qemu.sh"
 check "qemu: KVM asked for but absent falls back to TCG, and says so" 1 \
@@ -63,8 +63,13 @@ check "series: two patches on one line are refused" 1 "one patch per line" -- \
 	env SERIES_FILE="$T/p/two" "$S/series.sh" --list
 
 # --- series application, on a small stand-in for the kernel tree
-. "$REPO/configs/base.env"
-tree=$BUILD_DIR/linux
+check "BASE: an unknown base is refused, the known ones named" 1 \
+	"BASE must be one of: 6.1 6.12, not '7'" -- env BASE=7 "$S/base.sh"
+check "BASE: each base has its own tree, objects and results" 0 \
+	"linux-6.12 obj/6.12-guest out/6.12/series-guest" -- env BASE=6.12 bash -c \
+	". '$S/lib.sh'; echo \${SRC_DIR#\$BUILD_DIR/} \${OBJ_DIR#\$BUILD_DIR/} \${OUT_DIR#\$BUILD_DIR/}"
+. "$REPO/configs/6.1/base.env"
+tree=$BUILD_DIR/linux-6.1
 mkdir -p "$tree/mm"
 printf 'int b;\n%.0s' {1..13} >"$tree/mm/foo.c"
 sed -i '1s/.*/int a;/; 7s/.*/int c;/' "$tree/mm/foo.c"
@@ -163,7 +168,7 @@ for e in "Kernel panic - not syncing: sysrq triggered crash" \
 done
 
 # --- results summary of a fake run
-out=$BUILD_DIR/out/series-guest
+out=$BUILD_DIR/out/6.1/series-guest
 mkdir -p "$out/initramfs"
 cp "$T/console.log" "$out/console.log"
 printf 'a 1 a\nb 1 b\nc 1 c\nd 1 d\ne 1 e\n' >"$out/initramfs/tests.txt"
@@ -200,7 +205,7 @@ vm_log() { # vm_log VERDICT-OF-MREMAP|- VERDICT-OF-WP-FORK: a guest console
 		"ok 2 uffd-unit-tests # 30s" "ok 3 uffd-stress-anon # 4s" "uffd-harness: end done"
 	echo "status=finished"
 }
-R=$BUILD_DIR/regress
+R=$BUILD_DIR/regress/6.1
 mkdir -p "$R"
 vm_log PASS done >"$R/baseline.console.log"
 vm_log PASS done >"$R/series.console.log"

@@ -1,15 +1,19 @@
 #!/bin/bash
 # Stage "upstream-tests" (run by the selftests stage): the 6.12 tree's
 # userfaultfd tests, uffd-unit-tests and uffd-stress, built statically for
-# the 6.1 guest. Their sources come from Debian's linux-source-6.12
-# (configs/upstream.env, fetched and checked like the base); they compile
+# the 6.1 guest (BASE=6.1 only). Their sources come from Debian's
+# linux-source-6.12 (the pin of configs/6.12/base.env); they compile
 # against the 6.1 tree's uapi headers with upstream-tests/uapi-after-6.1.h
 # force-included, using the 6.12 tree's own mm Makefile. Written by people
 # outside this project, they are in every kernel's initramfs; 'make
-# matrix' and 'make regress' run them (configs/upstream-tests.txt). Built
+# matrix' and 'make regress' run them (configs/6.1/upstream-tests.txt). Built
 # once per pin and compat header, into $BUILD_DIR/upstream-tests/bin.
 . "$(dirname "$0")/lib.sh"
-. "$REPO/configs/upstream.env"
+[ -n "${UPSTREAM_TESTS_BASE:-}" ] || die "BASE=$BASE runs its own tree's userfaultfd tests"
+pin=configs/$UPSTREAM_TESTS_BASE/base.env
+read -r UPSTREAM_PACKAGE UPSTREAM_VERSION UPSTREAM_DEB_SHA256 UPSTREAM_TARBALL \
+	UPSTREAM_TARBALL_SHA256 < <(. "$REPO/$pin" && echo "$BASE_PACKAGE" "$BASE_VERSION" \
+	"$BASE_DEB_SHA256" "$BASE_TARBALL" "$BASE_TARBALL_SHA256")
 need_cmd gcc make tar
 
 progs=(uffd-unit-tests uffd-stress)
@@ -25,7 +29,7 @@ if [ "$(cat "$dir/bin/.key" 2>/dev/null)" = "$key" ]; then
 	exit 0
 fi
 tarball=$(fetch_pinned "$UPSTREAM_PACKAGE" "$UPSTREAM_VERSION" "$UPSTREAM_DEB_SHA256" \
-	"$UPSTREAM_TARBALL" "$UPSTREAM_TARBALL_SHA256" configs/upstream.env)
+	"$UPSTREAM_TARBALL" "$UPSTREAM_TARBALL_SHA256" "$pin")
 top=${UPSTREAM_PACKAGE}
 log "extracting the 6.12 selftests from $(basename "$tarball")"
 rm -rf "$dir"

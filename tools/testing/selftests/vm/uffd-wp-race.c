@@ -61,6 +61,15 @@
  *    for hugetlb: 6.1's pagemap reads hugetlb entries without their page
  *    table lock.
  *
+ *  - fault_seen_protected_stays_unwritten (anon, THP, shmem): the same,
+ *    with a page fault as the one who sees: instead of the watcher, a
+ *    prober thread writes watched pages it has no TLB entry for (pages of
+ *    every other round's parity: the protect of the round in between
+ *    flushed its entries), one after the other, slower than the protect
+ *    walks them, until one faults; the message of its fault is the page
+ *    seen protected. Page faults may run under a per-VMA lock, which
+ *    neither mmap_lock for read nor for write keeps out. Needs 4 CPUs.
+ *
  *  - faults_run_during_wp (anon): page faults of another thread, on
  *    another mapping, complete while a long protect runs, and while a
  *    long unprotect runs: at least FAULTS_INSIDE_MIN begin and end inside
@@ -1050,6 +1059,12 @@ struct seen {
 	int watch;			/* monitor: a round is on */
 	int returned;			/* monitor: its protect returned */
 	int seen;			/* watcher: one x showed as protected */
+	int by_fault;			/* the prober's fault is the watcher */
+	int uffd;
+	int cpu_prober;
+	pid_t prober_tid;
+	unsigned long round;		/* monitor: its number */
+	unsigned long long probe_ns;	/* monitor: prober's pace */
 	int during;			/* ... while the protect still ran */
 	unsigned long after;		/* watcher: writes to it after that */
 	int writer_done;
@@ -1089,6 +1104,24 @@ static void *seen_writer_fn(void *arg)
 }
 
 /*
+ * x[@i] was seen protected when the writer had written it @p0 times: count
+ * its writes from then until the protect has returned and SEEN_SETTLE_US
+ * more have passed, and end the round.
+ */
+static void seen_count(struct seen *s, int i, unsigned long p0)
+{
+	while (!__atomic_load_n(&s->returned, __ATOMIC_ACQUIRE) &&
+	       !__atomic_load_n(&s->stop, __ATOMIC_RELAXED))
+		;
+	sleep_ns(SEEN_SETTLE_US * 1000ULL);
+	__atomic_store_n(&s->after,
+			 __atomic_load_n(&s->done[i], __ATOMIC_ACQUIRE) - p0,
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&s->watch, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->seen, 1, __ATOMIC_RELEASE);
+}
+
+/*
  * In each round, poll the pagemap entries of the x in turn until one shows
  * the uffd-wp bit; count the writer's writes to that page from then until
  * the protect has returned and SEEN_SETTLE_US more have passed.
@@ -1117,17 +1150,79 @@ static void *seen_watcher_fn(void *arg)
 		__atomic_store_n(&s->during,
 				 !__atomic_load_n(&s->returned, __ATOMIC_ACQUIRE),
 				 __ATOMIC_RELAXED);
-		while (!__atomic_load_n(&s->returned, __ATOMIC_ACQUIRE) &&
-		       !__atomic_load_n(&s->stop, __ATOMIC_RELAXED))
-			;
-		sleep_ns(SEEN_SETTLE_US * 1000ULL);
-		__atomic_store_n(&s->after,
-				 __atomic_load_n(&s->done[i], __ATOMIC_ACQUIRE) - p0,
-				 __ATOMIC_RELAXED);
-		__atomic_store_n(&s->watch, 0, __ATOMIC_RELAXED);
-		__atomic_store_n(&s->seen, 1, __ATOMIC_RELEASE);
+		seen_count(s, i, p0);
 	}
 	close(fd);
+	return NULL;
+}
+
+/*
+ * In each round, write the x of the round's parity one after the other,
+ * s->probe_ns apart (the protect walks 3 page tables meanwhile: the prober
+ * lags behind it), until a write faults: the fault watcher sees that one.
+ * Its TLB holds no entry for them: it wrote them two rounds ago, and the
+ * protect of the last round flushed that. The writer's stale entries do
+ * not live long (QEMU's TLB evicts them), so the earlier the better.
+ */
+static void *seen_prober_fn(void *arg)
+{
+	struct seen *s = arg;
+	unsigned long round = 0;
+	int i;
+
+	if (pin_self(s->cpu_prober))
+		__atomic_store_n(&s->err, errno, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->prober_tid, gettid_raw(), __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&s->stop, __ATOMIC_RELAXED)) {
+		if (!__atomic_load_n(&s->watch, __ATOMIC_ACQUIRE) ||
+		    __atomic_load_n(&s->round, __ATOMIC_ACQUIRE) == round)
+			continue;
+		round = s->round;
+		/* After the protect, every x faults: its flush removed them. */
+		for (i = round % 2; __atomic_load_n(&s->watch, __ATOMIC_ACQUIRE);
+		     i = (i + 2) % s->nr) {
+			sleep_ns(s->probe_ns);
+			inc_word((unsigned long *)s->x[i] + 1);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Read the uffd messages; at the prober's, count the writer's writes to
+ * its page from then until the protect has returned and SEEN_SETTLE_US
+ * more have passed, as seen_watcher_fn() does.
+ */
+static void *seen_fault_watcher_fn(void *arg)
+{
+	struct seen *s = arg;
+	struct pollfd pfd = { .fd = s->uffd, .events = POLLIN };
+	struct uffd_msg msg;
+	unsigned long p0;
+	int i;
+
+	if (pin_self(s->cpu_watcher))
+		__atomic_store_n(&s->err, errno, __ATOMIC_RELAXED);
+	/* Spin: a stale TLB entry does not live long (see the prober). */
+	while (!__atomic_load_n(&s->stop, __ATOMIC_RELAXED)) {
+		if (poll(&pfd, 1, 0) != 1 ||
+		    read(s->uffd, &msg, sizeof(msg)) != sizeof(msg) ||
+		    msg.event != UFFD_EVENT_PAGEFAULT ||
+		    msg.arg.pagefault.feat.ptid != (__u32)s->prober_tid ||
+		    !__atomic_load_n(&s->watch, __ATOMIC_ACQUIRE))
+			continue;
+		for (i = 0; i < s->nr; i++)
+			if ((msg.arg.pagefault.address & ~(BASE_PAGE_SIZE - 1)) ==
+			    (unsigned long)s->x[i])
+				break;
+		if (i == s->nr)
+			continue;
+		p0 = __atomic_load_n(&s->done[i], __ATOMIC_ACQUIRE);
+		__atomic_store_n(&s->during,
+				 !__atomic_load_n(&s->returned, __ATOMIC_ACQUIRE),
+				 __ATOMIC_RELAXED);
+		seen_count(s, i, p0);
+	}
 	return NULL;
 }
 
@@ -1187,6 +1282,8 @@ static void seen_rounds(struct seen *s, int uffd, char *start, size_t len,
 	unsigned long long end = now_ns() + ms * NSEC_PER_MSEC;
 
 	while (now_ns() < end) {
+		unsigned long long t0;
+
 		s->mark = seen_total(s);
 		if (!wait_woken(uffd, start, len, SEEN_WAIT_MS,
 				seen_writer_went_on, s, &res->wakes)) {
@@ -1196,17 +1293,22 @@ static void seen_rounds(struct seen *s, int uffd, char *start, size_t len,
 		}
 		__atomic_store_n(&s->returned, 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&s->seen, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->round, s->round + 1, __ATOMIC_RELAXED);
 		__atomic_store_n(&s->watch, 1, __ATOMIC_RELEASE);
+		t0 = now_ns();
 		if (uffd_wp(uffd, start, len, UFFDIO_WRITEPROTECT_MODE_WP)) {
 			snprintf(res->err, sizeof(res->err),
 				 "UFFDIO_WRITEPROTECT(WP): %s", strerror(errno));
 			return;
 		}
 		__atomic_store_n(&s->returned, 1, __ATOMIC_RELEASE);
+		/* The prober walks 2 tables in the time the protect walks 3. */
+		s->probe_ns = 3 * (now_ns() - t0) / s->nr;
 		if (!spin_for(&s->seen, 1000)) {
 			/* A watcher that lags says nothing of the rounds done. */
 			if (!res->rounds)
-				res->skip = "pagemap shows no uffd-wp bit";
+				res->skip = s->by_fault ? "the prober never faulted" :
+					    "pagemap shows no uffd-wp bit";
 			__atomic_store_n(&s->watch, 0, __ATOMIC_RELEASE);
 			return;
 		}
@@ -1214,8 +1316,9 @@ static void seen_rounds(struct seen *s, int uffd, char *start, size_t len,
 		res->during += s->during;
 		if (s->after > 1) {
 			if (!res->bad_rounds)
-				ksft_print_msg("round %lu: %lu writes after pagemap showed %s\n",
+				ksft_print_msg("round %lu: %lu writes after %s showed %s\n",
 					       res->rounds, s->after,
+					       s->by_fault ? "a fault" : "pagemap",
 					       "the page write-protected");
 			res->bad_rounds++;
 		}
@@ -1264,52 +1367,63 @@ static const char *seen_map(struct mem_area *m, enum mem_type type,
 	return NULL;
 }
 
-TEST_F(uffd_wp_race, seen_protected_stays_unwritten)
+static void seen_test(struct __test_metadata *_metadata, int uffd,
+		      const int *cpus, int nr_cpus, enum mem_type type,
+		      bool cow, bool by_fault)
 {
 	struct mem_area m = { .addr = MAP_FAILED, .memfd = -1 };
 	struct seen_result res = { 0 };
-	pthread_t writer, watcher, hog;
-	struct seen s = { 0 };
+	pthread_t writer, watcher, hog, prober;
+	struct seen s = { .uffd = uffd, .by_fault = by_fault };
 	const char *why;
 
-	if (!self->ready)
-		return;
-	if (variant->cow)
+	if (cow)
 		SKIP(return, "COW-shared pages are read-only: no writable TLB entry");
-	if (mem_type_is_hugetlb(variant->type))
-		SKIP(return, "pagemap reads hugetlb entries without their page table lock");
-	if (self->nr_cpus < 3)
-		SKIP(return, "needs 3 CPUs");
-	why = seen_map(&m, variant->type, &s);
+	if (mem_type_is_hugetlb(type))
+		SKIP(return, "%s", by_fault ? "one hugetlb page per page table" :
+		     "pagemap reads hugetlb entries without their page table lock");
+	if (nr_cpus < 3 + by_fault)
+		SKIP(return, "needs %d CPUs", 3 + by_fault);
+	why = seen_map(&m, type, &s);
 	if (why) {
 		mem_area_unmap(&m);
 		SKIP(return, "%s", why);
 	}
-	ASSERT_EQ(0, uffd_register_wp(self->uffd, m.addr, m.size))
+	ASSERT_EQ(0, uffd_register_wp(uffd, m.addr, m.size))
 		TH_LOG("UFFDIO_REGISTER(WP): %s", strerror(errno));
 
-	s.cpu_hog = self->cpus[0];
-	s.cpu_watcher = self->cpus[1];
-	s.cpu_writer = self->cpus[2];
-	ASSERT_EQ(0, pin_self(self->cpus[0]));
+	s.cpu_hog = cpus[0];
+	s.cpu_watcher = cpus[1];
+	s.cpu_writer = cpus[2];
+	s.cpu_prober = cpus[3];
+	s.probe_ns = 100 * 1000;
+	ASSERT_EQ(0, pin_self(cpus[0]));
 	ASSERT_EQ(0, pthread_create(&writer, NULL, seen_writer_fn, &s));
-	ASSERT_EQ(0, pthread_create(&watcher, NULL, seen_watcher_fn, &s));
+	ASSERT_EQ(0, pthread_create(&watcher, NULL, by_fault ?
+				    seen_fault_watcher_fn : seen_watcher_fn, &s));
 	ASSERT_EQ(0, pthread_create(&hog, NULL, seen_hog_fn, &s));
+	if (by_fault) {
+		ASSERT_EQ(0, pthread_create(&prober, NULL, seen_prober_fn, &s));
+		while (!__atomic_load_n(&s.prober_tid, __ATOMIC_ACQUIRE))
+			;
+	}
 	/*
 	 * A flush after the unlock shows only in rounds where the protecting
 	 * thread is scheduled out in between: give the PTE path, which the
 	 * other types share, more of them.
 	 */
-	seen_rounds(&s, self->uffd, m.addr, m.size,
-		    variant->type == MEM_ANON ? 2 * SEEN_MS : SEEN_MS, &res);
+	seen_rounds(&s, uffd, m.addr, m.size,
+		    type == MEM_ANON ? 2 * SEEN_MS : SEEN_MS, &res);
 	__atomic_store_n(&s.stop, 1, __ATOMIC_RELAXED);
-	uffd_wp(self->uffd, m.addr, m.size, 0);
-	if (!wait_woken(self->uffd, m.addr, m.size, SEEN_WAIT_MS,
+	uffd_wp(uffd, m.addr, m.size, 0);
+	if (!wait_woken(uffd, m.addr, m.size, SEEN_WAIT_MS,
 			seen_writer_exited, &s, &res.wakes))
 		snprintf(res.err, sizeof(res.err), "the writer did not stop");
 	pthread_join(writer, NULL);
 	pthread_join(watcher, NULL);
 	pthread_join(hog, NULL);
+	if (by_fault)
+		pthread_join(prober, NULL);
 	mem_area_unmap(&m);
 
 	ASSERT_EQ(0, s.err)
@@ -1324,12 +1438,27 @@ TEST_F(uffd_wp_race, seen_protected_stays_unwritten)
 	ASSERT_EQ(0, res.err[0])
 		TH_LOG("%s", res.err);
 	EXPECT_EQ(0, res.bad_rounds)
-		TH_LOG("%s: a stale TLB entry outlived the page table lock",
-		       "a page that pagemap showed protected was still written");
+		TH_LOG("a page that %s showed protected was still written: %s",
+		       by_fault ? "a fault" : "pagemap",
+		       "a stale TLB entry outlived the page table lock");
 	if (res.skip)
 		SKIP(return, "%s", res.skip);
 	if (!res.during)
 		SKIP(return, "no round saw a page protected before its protect returned");
+}
+
+TEST_F(uffd_wp_race, seen_protected_stays_unwritten)
+{
+	if (self->ready)
+		seen_test(_metadata, self->uffd, self->cpus, self->nr_cpus,
+			  variant->type, variant->cow, false);
+}
+
+TEST_F(uffd_wp_race, fault_seen_protected_stays_unwritten)
+{
+	if (self->ready)
+		seen_test(_metadata, self->uffd, self->cpus, self->nr_cpus,
+			  variant->type, variant->cow, true);
 }
 
 /*
