@@ -1,14 +1,15 @@
 #!/bin/bash
 # 'make bench': bench/uffd-wp-protect-cost on each kernel of BENCH_KERNELS
-# (default: the base; series@0, the base built again, whose ratios show the
-# noise; the series; v2's design, bench/BASE/alt-write-lock.patch; and the same
-# in 32M chunks), booted in turn BENCH_RUNS times (default 10), so that a
+# (default: BASE_BENCH_KERNELS of configs/BASE/base.env: the base;
+# series@0, the base built again, whose ratios show the noise; the series;
+# v2's design, bench/BASE/alt-write-lock.patch; on 6.1 also the same in 32M
+# chunks), booted in turn BENCH_RUNS times (default 10), so that a
 # slow spell of the host hits every kernel. Also series@N, mutants, as in
 # 'make matrix'.
 # Each number: median and range over the runs, and the ratio to the
 # baseline of the same run (median and range); then the goals (see goals()).
 # BENCH_REPORT_ONLY=1 makes the tables and the plot again from the runs
-# of the last bench, without booting anything. Results: $BUILD_DIR/bench/
+# of the last bench, without booting anything. Results: $BUILD_DIR/bench/BASE/
 # and, when BENCH_DOC=1 (the default for the default kernels and >= 10
 # runs), Documentation/bench-$BASE_VERSION.{txt,png}.
 #
@@ -18,7 +19,7 @@
 . "$(dirname "$0")/lib.sh"
 export MEM=${MEM:-3G} SMP=${BENCH_SMP:-2} TESTS_FILE=$REPO/configs/bench.txt
 BENCH_RUNS=${BENCH_RUNS:-10}
-default_kernels="baseline series@0 series alt-write-lock alt-write-lock+alt-write-lock-chunked"
+default_kernels=$BASE_BENCH_KERNELS
 BENCH_KERNELS=${BENCH_KERNELS:-$default_kernels}
 [ "$BENCH_KERNELS" = "$default_kernels" ] && [ "$BENCH_RUNS" -ge 10 ] && BENCH_DOC=${BENCH_DOC:-1}
 read -ra kernels <<<"$BENCH_KERNELS"

@@ -73,7 +73,10 @@
  *  - faults_run_during_wp (anon): page faults of another thread, on
  *    another mapping, complete while a long protect runs, and while a
  *    long unprotect runs: at least FAULTS_INSIDE_MIN begin and end inside
- *    each. The range is zero-page PTEs (the ioctls visit and change each
+ *    each. Each fault is the first write to a page of a 64 MiB area (a
+ *    fault that needs no mmap_lock where per-VMA locks exist); the area
+ *    is zapped with MADV_DONTNEED when all its pages were written. The
+ *    range is zero-page PTEs (the ioctls visit and change each
  *    of them, but only page tables are allocated, so it can be many GiB),
  *    sized so that each ioctl takes at least MIN_IOCTL_MS; the test is
  *    skipped if populating it would not fit in LOCK_BUDGET_MS.
@@ -134,6 +137,7 @@
 #define LOCK_MAX_RANGE_GB	64UL
 #define MIN_IOCTL_MS		50
 #define FAULTS_INSIDE_MIN	10
+#define FAULT_AREA_PAGES	16384	/* each fault a new page of it */
 /* No bigger range once this much of the test's time is spent. */
 #define LOCK_BUDGET_MS		8000
 
@@ -1468,7 +1472,7 @@ TEST_F(uffd_wp_race, fault_seen_protected_stays_unwritten)
  */
 struct fault_loop {
 	int cpu;
-	char *page;
+	char *area;			/* FAULT_AREA_PAGES */
 	int go, stop, pin_err;
 	unsigned long long t_from, t_to;	/* the ioctl, set by the caller */
 	unsigned long inside;			/* faults begun and done in it */
@@ -1478,15 +1482,21 @@ static void *fault_loop_fn(void *arg)
 {
 	struct fault_loop *f = arg;
 	unsigned long long t0, t1, from, to;
+	unsigned long i = 0;
 
 	if (pin_self(f->cpu))
 		f->pin_err = errno;
 	while (!__atomic_load_n(&f->go, __ATOMIC_ACQUIRE))
 		;
 	while (!__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE)) {
+		if (++i == FAULT_AREA_PAGES) {
+			/* Page 0 stays: the area keeps its anon_vma. */
+			madvise(f->area + BASE_PAGE_SIZE,
+				(FAULT_AREA_PAGES - 1) * BASE_PAGE_SIZE, MADV_DONTNEED);
+			i = 1;
+		}
 		t0 = now_ns();
-		madvise(f->page, BASE_PAGE_SIZE, MADV_DONTNEED);
-		__atomic_store_n(f->page, 1, __ATOMIC_RELAXED);
+		__atomic_store_n(f->area + i * BASE_PAGE_SIZE, 1, __ATOMIC_RELAXED);
 		t1 = now_ns();
 		from = __atomic_load_n(&f->t_from, __ATOMIC_ACQUIRE);
 		to = __atomic_load_n(&f->t_to, __ATOMIC_ACQUIRE);
@@ -1626,9 +1636,13 @@ static void lock_test(struct lock_run *run)
 	}
 
 	f.cpu = run->cpus[1];
-	f.page = mmap(NULL, BASE_PAGE_SIZE, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (f.page == MAP_FAILED || pthread_create(&thr, NULL, fault_loop_fn, &f)) {
+	f.area = mmap(NULL, FAULT_AREA_PAGES * BASE_PAGE_SIZE,
+		      PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (f.area != MAP_FAILED) {
+		madvise(f.area, FAULT_AREA_PAGES * BASE_PAGE_SIZE, MADV_NOHUGEPAGE);
+		store_word((unsigned long *)f.area, 1);
+	}
+	if (f.area == MAP_FAILED || pthread_create(&thr, NULL, fault_loop_fn, &f)) {
 		LOCK_ERR(run, "mmap or pthread_create: %s", strerror(errno));
 		goto out;
 	}
@@ -1650,7 +1664,7 @@ static void lock_test(struct lock_run *run)
 	}
 	__atomic_store_n(&f.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(thr, NULL);
-	munmap(f.page, BASE_PAGE_SIZE);
+	munmap(f.area, FAULT_AREA_PAGES * BASE_PAGE_SIZE);
 	if (f.pin_err)
 		LOCK_ERR(run, "pinning the fault thread: %s", strerror(f.pin_err));
 	for (i = 0; i < 2; i++)
