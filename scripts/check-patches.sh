@@ -122,9 +122,15 @@ for f in "$OUR_SELFTESTS"/*.c; do
 	esac
 done
 
+# A mutant that the matrix stacks on others (a column A+...+NAME) applies
+# on those.
+columns=$(grep -v '^[[:space:]]*#' "$CONFIGS/matrix.txt" 2>/dev/null | grep . | head -1 | tr -s ' ' '\n')
 for m in "$MUTANTS"/*.patch; do
 	[ -e "$m" ] || continue
-	if out=$(EXTRA_PATCH=$m "$REPO/scripts/series.sh" 2>&1); then
+	col=$(echo "$columns" | grep -E "\+$(basename "$m" .patch)\$" | head -1 || true)
+	extra=$m
+	[ -z "$col" ] || extra=$(kernel_env "$col" | sed -n 's/^EXTRA_PATCH=//p')
+	if out=$(EXTRA_PATCH=$extra "$REPO/scripts/series.sh" 2>&1); then
 		tap_result OK "mutant $(basename "$m" .patch) applies on the series"
 	else
 		tap_result FAIL "mutant $(basename "$m" .patch) applies on the series" "$(echo "$out" | tail -3)"
