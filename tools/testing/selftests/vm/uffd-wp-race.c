@@ -1110,12 +1110,17 @@ static void *seen_writer_fn(void *arg)
 }
 
 /*
- * x[@i] was seen protected when the writer had written it @p0 times: count
- * its writes from then until the protect has returned and SEEN_SETTLE_US
- * more have passed, and end the round.
+ * x[@i] is seen protected now: count the writer's writes to it from now
+ * until the protect has returned and SEEN_SETTLE_US more have passed, and
+ * end the round.
  */
-static void seen_count(struct seen *s, int i, unsigned long p0)
+static void seen_count(struct seen *s, int i)
 {
+	unsigned long p0 = __atomic_load_n(&s->done[i], __ATOMIC_ACQUIRE);
+
+	__atomic_store_n(&s->during,
+			 !__atomic_load_n(&s->returned, __ATOMIC_ACQUIRE),
+			 __ATOMIC_RELAXED);
 	while (!__atomic_load_n(&s->returned, __ATOMIC_ACQUIRE) &&
 	       !__atomic_load_n(&s->stop, __ATOMIC_RELAXED))
 		;
@@ -1135,7 +1140,6 @@ static void seen_count(struct seen *s, int i, unsigned long p0)
 static void *seen_watcher_fn(void *arg)
 {
 	struct seen *s = arg;
-	unsigned long p0;
 	int fd, i = 0;
 
 	if (pin_self(s->cpu_watcher)) {
@@ -1152,11 +1156,7 @@ static void *seen_watcher_fn(void *arg)
 		if (!__atomic_load_n(&s->watch, __ATOMIC_ACQUIRE) ||
 		    !(pagemap_read(fd, s->x[i]) & PM_UFFD_WP))
 			continue;
-		p0 = __atomic_load_n(&s->done[i], __ATOMIC_ACQUIRE);
-		__atomic_store_n(&s->during,
-				 !__atomic_load_n(&s->returned, __ATOMIC_ACQUIRE),
-				 __ATOMIC_RELAXED);
-		seen_count(s, i, p0);
+		seen_count(s, i);
 	}
 	close(fd);
 	return NULL;
@@ -1204,7 +1204,6 @@ static void *seen_fault_watcher_fn(void *arg)
 	struct seen *s = arg;
 	struct pollfd pfd = { .fd = s->uffd, .events = POLLIN };
 	struct uffd_msg msg;
-	unsigned long p0;
 	int i;
 
 	if (pin_self(s->cpu_watcher))
@@ -1223,11 +1222,7 @@ static void *seen_fault_watcher_fn(void *arg)
 				break;
 		if (i == s->nr)
 			continue;
-		p0 = __atomic_load_n(&s->done[i], __ATOMIC_ACQUIRE);
-		__atomic_store_n(&s->during,
-				 !__atomic_load_n(&s->returned, __ATOMIC_ACQUIRE),
-				 __ATOMIC_RELAXED);
-		seen_count(s, i, p0);
+		seen_count(s, i);
 	}
 	return NULL;
 }
