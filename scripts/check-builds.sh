@@ -13,7 +13,9 @@ need_cmd sparse
 unset EXTRA_PATCH
 
 
-# selftest_builds N: the programs the N-th patch adds, built in its tree.
+# selftest_builds N: the programs the N-th patch adds, built in its tree
+# (V=1: 6.12's lib.mk prints "CC prog" lines unless verbose; -s then
+# silences the commands, so any output is a warning).
 selftest_builds() {
 	local vm=$BASE_SELFTESTS progs out scratch
 	mapfile -t progs < <(git -C "$SRC_DIR" diff --name-only --diff-filter=A \
@@ -22,7 +24,7 @@ selftest_builds() {
 	[ "${#progs[@]}" -gt 0 ] || return 0
 	scratch=$(mktemp -d)
 	if out=$(make -s -C "$SRC_DIR" O="$OBJ_DIR" ARCH=x86_64 headers 2>&1 &&
-		make -s -C "$SRC_DIR/$vm" top_srcdir="$SRC_DIR" OUTPUT="$scratch" \
+		make -s -C "$SRC_DIR/$vm" V=1 top_srcdir="$SRC_DIR" OUTPUT="$scratch" \
 			KHDR_INCLUDES="-isystem $OBJ_DIR/usr/include" \
 			"${progs[@]/#/$scratch/}" 2>&1) && [ -z "$out" ]; then
 		tap_result OK "series@$1 builds ${progs[*]} without warnings"
