@@ -35,10 +35,11 @@ part() {
 	total_p=$((total_p + p)) total_f=$((total_f + f)) total_s=$((total_s + s))
 }
 
+# The self-tests run qemu.sh and initramfs.sh, which need the packages.
+part "deps" bash -c "'$REPO/scripts/deps.sh' && echo '1 passed, 0 failed'"
 part "harness self-tests" "$REPO/scripts/test-harness.sh"
 for b in 6.1 6.12; do
-	part "$b: deps and base" env BASE=$b bash -c \
-		"'$REPO/scripts/deps.sh' && '$REPO/scripts/base.sh' && echo '2 passed, 0 failed'"
+	part "$b: base" env BASE=$b bash -c "'$REPO/scripts/base.sh' && echo '1 passed, 0 failed'"
 	part "$b: patch hygiene" env BASE=$b "$REPO/scripts/check-patches.sh"
 	part "$b: bisectability and sparse" env BASE=$b "$REPO/scripts/check-builds.sh"
 	part "$b: guest run: base + series" make -s -C "$REPO" run BASE=$b
