@@ -124,7 +124,9 @@ done
 
 # A mutant that the matrix stacks on others (a column A+...+NAME) applies
 # on those.
-columns=$(grep -v '^[[:space:]]*#' "$CONFIGS/matrix.txt" 2>/dev/null | grep . | head -1 | tr -s ' ' '\n')
+# (awk reads to the header and stops: no writer to kill with SIGPIPE,
+# which pipefail and set -e would make the end of this script.)
+columns=$(awk '!/^[[:space:]]*#/ && NF { print; exit }' "$CONFIGS/matrix.txt" | tr -s ' ' '\n')
 for m in "$MUTANTS"/*.patch; do
 	[ -e "$m" ] || continue
 	col=$(echo "$columns" | grep -E "\+$(basename "$m" .patch)\$" | head -1 || true)
