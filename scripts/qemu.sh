@@ -111,7 +111,7 @@ if [ "$status" != finished ]; then
 fi
 if [ -n "$errors" ]; then
 	log "kernel errors on the console:"
-	echo "$errors" | head -20 | sed 's/^/    ! /' >&2
+	sed -n '1,20s/^/    ! /p' <<<"$errors" >&2
 	verdict=fail
 fi
 [ "$failed" = 0 ] || verdict=fail

@@ -47,7 +47,7 @@ summarize() {
 		echo "  ok - console shows no kernel error"
 	else
 		echo "  not ok - console shows $errors kernel error lines:"
-		sed 's/^/      /' "$OUT_DIR/console-errors.txt" | head -10
+		sed -n '1,10s/^/      /p' "$OUT_DIR/console-errors.txt"
 	fi
 	echo
 	echo "stage times (s):"
