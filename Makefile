@@ -2,9 +2,10 @@
 #
 #   make run          base + series: build, boot, run the tests, summarize
 #   make baseline     the same for the unpatched base
-#   make check        harness self-tests; hygiene, bisectability and 'make run'
-#                     of both bases; the 6.12 proof matrix (what CI runs)
-#   make check-full   'make check', the 6.1 matrix and both debug kernels
+#   make check        harness self-tests; hygiene and 'make run' of both bases;
+#                     6.12's bisectability and proof matrix (what CI runs)
+#   make check-full   'make check', 6.1's bisectability and matrix, and both
+#                     debug kernels
 #   make patches      regenerate patches/ from the kernel tree's dev branch
 #   make bench        what a protect costs other threads: base, series, v2 (ratios, plot)
 #   make matrix       base, series and every mutant against configs/matrix.txt
