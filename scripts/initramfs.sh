@@ -67,7 +67,11 @@ sdir=/kselftest/$(basename "$BASE_SELFTESTS")
 		echo "dir $d 0755 0 0"
 	done
 	echo "slink /selftests $sdir 0777 0 0"
-	echo "file /kselftest/kselftest/runner.sh $SRC_DIR/tools/testing/selftests/kselftest/runner.sh 0644 0 0"
+	# runner.sh sources ktap_helpers.sh from 6.14 on.
+	for f in runner.sh ktap_helpers.sh; do
+		[ ! -f "$SRC_DIR/tools/testing/selftests/kselftest/$f" ] ||
+			echo "file /kselftest/kselftest/$f $SRC_DIR/tools/testing/selftests/kselftest/$f 0644 0 0"
+	done
 	echo "file $sdir/settings $SRC_DIR/$BASE_SELFTESTS/settings 0644 0 0"
 	echo "file /bin/run-kselftest $REPO/guest/run-kselftest 0755 0 0"
 	echo "file /bin/run-vmtests $REPO/guest/run-vmtests 0755 0 0"

@@ -107,8 +107,62 @@ verify() {
 	log "sha256 ok: $(basename "$1")"
 }
 
+# debian_mirror: the URI of the machine's own Debian archive (the first
+# source that carries its release suite, not -security), read from its apt
+# configuration at run time so that no host is written anywhere else.
+debian_mirror() {
+	local codename uri
+	codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+	uri=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk -v c="$codename" '
+		/^URIs:/ { u = $2 }
+		/^Suites:/ { for (i = 2; i <= NF; i++) if ($i == c && u != "") { print u; exit } }
+		/^$/ { u = "" }')
+	[ -n "$uri" ] || uri=$(grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list |
+		awk -v c="$codename" '{ for (i = 2; i <= NF; i++) if ($i == c) { sub(/^\[.*\]$/, "", $2); print ($2 ~ /:\/\// ? $2 : $3); exit } }')
+	[ -n "$uri" ] || die "no apt source for Debian '$codename' in /etc/apt: cannot reach suite '$BASE_SUITE'"
+	echo "$uri"
+}
+
+# apt_suite SUITE apt-get|apt-cache ARGS...: apt with a private configuration under
+# BUILD_DIR/apt/SUITE whose only sources are SUITE (deb and deb-src) on
+# the machine's own mirror (for suites the machine does not list: experimental, sid). The
+# machine's apt state is not touched.
+apt_suite() {
+	local suite=$1 cmd=$2 dir=$BUILD_DIR/apt/$1
+	shift 2
+	mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
+	if [ ! -f "$dir/sources.list" ]; then
+		local uri
+		uri=$(debian_mirror)
+		printf '%s [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n' \
+			deb "$uri" "$suite" deb-src "$uri" "$suite" >"$dir/sources.list"
+	fi
+	"$cmd" -q -o Dir::Etc::SourceList="$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null \
+		-o Dir::State::Lists="$dir/lists" -o Dir::Cache="$dir/cache" \
+		-o Debug::NoLocking=1 -o APT::Sandbox::User="$(id -un)" "$@"
+}
+
+# apt_download PACKAGE VERSION: apt-get download into the current folder,
+# from BASE_SUITE's private configuration when the pin names a suite the
+# machine does not list. On failure, names the versions the archive has.
+apt_download() {
+	local have
+	if [ -z "${BASE_SUITE:-}" ]; then
+		apt-get download "$1=$2" >&2 && return
+		have=$(apt-cache madison "$1" 2>/dev/null | awk '{ print $3 }' | xargs)
+	else
+		log "updating the package lists of suite $BASE_SUITE ($BUILD_DIR/apt/$BASE_SUITE)"
+		apt_suite "$BASE_SUITE" apt-get update >/dev/null ||
+			die "apt-get update of suite $BASE_SUITE failed"
+		apt_suite "$BASE_SUITE" apt-get download "$1=$2" >&2 && return
+		have=$(apt_suite "$BASE_SUITE" apt-cache madison "$1" 2>/dev/null | awk '{ print $3 }' | xargs)
+	fi
+	die "apt-get download $1=$2 failed; the archive${BASE_SUITE:+ ($BASE_SUITE)} has: ${have:-no version of $1}
+  (run 'apt-get update'? if the pinned version is gone, move the pin: README, 'Moving a pin')"
+}
+
 # fetch_pinned PACKAGE VERSION DEB_SHA256 TARBALL TARBALL_SHA256 PIN:
-# download the Debian package (apt-get download) unless its tarball is in
+# download the Debian package (apt_download) unless its tarball is in
 # DL_DIR, verify both against PIN's checksums, print the tarball's path.
 fetch_pinned() {
 	local deb=$DL_DIR/${1}_${2//:/%3a}_all.deb tarball
@@ -118,8 +172,7 @@ fetch_pinned() {
 		if [ ! -f "$deb" ]; then
 			need_cmd apt-get
 			log "downloading $1=$2"
-			(cd "$DL_DIR" && apt-get download "$1=$2" >&2) ||
-				die "apt-get download $1=$2 failed (run 'apt-get update'? is the version still in the archive?)"
+			(cd "$DL_DIR" && apt_download "$1" "$2")
 		fi
 		verify "$deb" "$3" "$6"
 		log "extracting $4 from $(basename "$deb")"

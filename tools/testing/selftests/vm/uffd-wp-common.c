@@ -19,7 +19,6 @@
 #include <linux/userfaultfd.h>
 
 #include "uffd-wp-common.h"
-#include "vm_util.h"
 
 #ifndef MFD_HUGETLB
 #define MFD_HUGETLB		0x0004U
@@ -290,10 +289,37 @@ const char *mem_area_map(struct mem_area *m, enum mem_type type,
 	return why;
 }
 
+/*
+ * The AnonHugePages of the VMA that maps @addr, in kB, or -1. Read
+ * here rather than with vm_util's check_huge_anon(), whose arguments
+ * differ between kernel releases.
+ */
+static long anon_huge_kb(void *addr)
+{
+	unsigned long start, end;
+	bool in_vma = false;
+	char line[256];
+	long kb = -1;
+	FILE *f;
+
+	f = fopen("/proc/self/smaps", "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2)
+			in_vma = start <= (unsigned long)addr &&
+				 (unsigned long)addr < end;
+		else if (in_vma && sscanf(line, "AnonHugePages: %ld kB", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return kb;
+}
+
 /* After populating a THP area: NULL if THPs map all of it. */
 const char *mem_area_check_thp(struct mem_area *m)
 {
-	if (check_huge_anon(m->addr, m->nr_pages, m->psize))
+	if (anon_huge_kb(m->addr) >= (long)(m->size >> 10))
 		return NULL;
 	return "the range is not backed by THPs (THP disabled, or memory fragmented?)";
 }

@@ -30,6 +30,11 @@
  *    once (a protect that left the CPU's writable TLB entry in place would
  *    let it through), and resolving it from the fault handler leaves the
  *    page, and the rest of the range, writable without further messages.
+ *  - fork_isolation: after fork(), a protect and a resolve in the parent do
+ *    not make the pages it shares with the child writable: the parent's
+ *    writes fault and copy, the child still reads what was there.
+ *  - resolve_keeps_prot_read: a resolve after mprotect(PROT_READ) leaves
+ *    the range read-only: a write still raises SIGSEGV.
  *  - invalid_args: argument checking of UFFDIO_WRITEPROTECT is unchanged.
  */
 #define _GNU_SOURCE
@@ -38,6 +43,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,6 +52,7 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <linux/userfaultfd.h>
 
 #include "../kselftest_harness.h"
@@ -626,6 +634,118 @@ TEST_F(uffd_wp, protected_write_delivers_once)
 			break;
 	EXPECT_EQ(nr_base, i)
 		TH_LOG("page %lu lost its data", i);
+}
+
+/*
+ * A resolve may give a page its write bit only if it is exclusive to the
+ * process. After fork() (no UFFD_FEATURE_EVENT_FORK: the child is not
+ * registered) every private page is shared with the child; the parent then
+ * protects, resolves and writes every page. Each of those writes must fault
+ * (and copy), and the child must still read what the pages held at fork().
+ */
+TEST_F(uffd_wp, fork_isolation)
+{
+	unsigned long i, bad = 0, nr_base = self->m.size / BASE_PAGE_SIZE;
+	struct mem_area *m = &self->m;
+	int go[2], done[2], status;
+	long flt0, flt1;
+	pid_t pid;
+	char c;
+
+	if (!self->ready)
+		return;
+	if (m->memfd >= 0)
+		SKIP(return, "shared memory: parent and child share its pages by design");
+
+	ASSERT_EQ(0, pipe(go));
+	ASSERT_EQ(0, pipe(done));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		if (read(go[0], &c, 1) != 1)
+			_exit(2);
+		for (i = 0; i < nr_base; i++)
+			bad += load_word(base_word(m, i)) != PATTERN + i;
+		_exit(write(done[1], &bad, sizeof(bad)) == sizeof(bad) ? 0 : 2);
+	}
+
+	ASSERT_EQ(0, uffd_wp(self->uffd, m->addr, m->size,
+			     UFFDIO_WRITEPROTECT_MODE_WP));
+	ASSERT_EQ(0, uffd_wp(self->uffd, m->addr, m->size, 0));
+	flt0 = thread_minflt();
+	for (i = 0; i < nr_base; i++)
+		store_word(base_word(m, i), ~(PATTERN + i));
+	flt1 = thread_minflt();
+	ASSERT_EQ(1, write(go[1], "x", 1));
+	ASSERT_EQ(sizeof(bad), read(done[0], &bad, sizeof(bad)));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, status);
+	close(go[0]);
+	close(go[1]);
+	close(done[0]);
+	close(done[1]);
+
+	ksft_print_msg("%s: parent wrote %lu pages after protect + resolve: minflt +%ld, child saw %lu changed words\n",
+		       variant->name, m->nr_pages, flt1 - flt0, bad);
+	fflush(stdout);
+	EXPECT_EQ(0, bad)
+		TH_LOG("the parent's writes reached the child's pages");
+	EXPECT_LE((long)m->nr_pages, flt1 - flt0)
+		TH_LOG("pages shared with the child were written without a fault");
+	for (i = 0; i < nr_base; i++)
+		if (load_word(base_word(m, i)) != ~(PATTERN + i))
+			break;
+	EXPECT_EQ(nr_base, i)
+		TH_LOG("the parent lost its write to page %lu", i);
+}
+
+static sigjmp_buf segv_jmp;
+
+static void segv_handler(int sig)
+{
+	siglongjmp(segv_jmp, 1);
+}
+
+/* Number of base pages of @m that a write reaches without SIGSEGV. */
+static unsigned long count_writable(struct mem_area *m)
+{
+	struct sigaction sa = { .sa_handler = segv_handler }, old;
+	volatile unsigned long i, n = 0;
+
+	sigaction(SIGSEGV, &sa, &old);
+	for (i = 0; i < m->size / BASE_PAGE_SIZE; i++) {
+		if (sigsetjmp(segv_jmp, 1))
+			continue;
+		inc_word(base_word(m, i));
+		n++;
+	}
+	sigaction(SIGSEGV, &old, NULL);
+	return n;
+}
+
+/*
+ * A VMA without VM_WRITE stays read-only: protect, mprotect(PROT_READ),
+ * resolve, and every write still raises SIGSEGV; mprotect() back to
+ * PROT_READ | PROT_WRITE makes all pages writable again.
+ */
+TEST_F(uffd_wp, resolve_keeps_prot_read)
+{
+	struct mem_area *m = &self->m;
+	unsigned long n;
+
+	if (!self->ready)
+		return;
+
+	ASSERT_EQ(0, uffd_wp(self->uffd, m->addr, m->size,
+			     UFFDIO_WRITEPROTECT_MODE_WP));
+	ASSERT_EQ(0, mprotect(m->addr, m->size, PROT_READ));
+	ASSERT_EQ(0, uffd_wp(self->uffd, m->addr, m->size, 0));
+	n = count_writable(m);
+	EXPECT_EQ(0, n)
+		TH_LOG("%lu pages of a PROT_READ range were writable after a resolve", n);
+	ASSERT_EQ(0, mprotect(m->addr, m->size, PROT_READ | PROT_WRITE));
+	n = count_writable(m);
+	EXPECT_EQ(m->size / BASE_PAGE_SIZE, n);
 }
 
 TEST_F(uffd_wp, invalid_args)
