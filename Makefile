@@ -14,16 +14,18 @@
 #   make soak         uffd-wp-race for 10^6 cycles per memory type, debug kernel
 #   make flake        each regression program 20 times per matrix kernel
 #   make mail         git send-email --dry-run of patches/ (needs SENDER)
+#   make debian-delta Debian's patches touch no file the series changes, and the
+#                     tarball's copies are Linus' (TAP; DELTA_FILES='...')
 #   make <stage>      one stage: deps base series kernel selftests
 #                     upstream-tests initramfs qemu results
 #
-# Settings (make VAR=value or environment): BASE=6.1|6.12 (default 6.1:
+# Settings (make VAR=value or environment): BASE=6.1|6.12|7.3 (default 6.1:
 # configs/BASE/, patches/BASE/, mutants/BASE/), MODE=baseline|series,
 # EXTRA_PATCH='file...', DEBUG=1, ACCEL=tcg|kvm, TESTS='glob ...', BUILD_DIR,
 # JOBS, GUEST_TIMEOUT. Each is described in the script that reads it.
 
 SHELL := /bin/bash
-STAGES := deps base series kernel selftests upstream-tests initramfs qemu results
+STAGES := deps base series kernel selftests upstream-tests initramfs qemu results debian-delta
 
 .PHONY: all run baseline check check-full patches bench matrix regress soak flake mail $(STAGES)
 

@@ -3,13 +3,14 @@
 # well as to the pinned Debian tarball. It fetches Debian's source package
 # (`linux`, or the backport's) at the pin's version (apt-get source
 # --download-only, into $DL_DIR/debian-src/VERSION; apt checks the files
-# against the signed .dsc; reused when there), lists every file the patches of debian/patches/series touch,
-# and checks, as TAP, for each file the series changes: no Debian patch
-# touches it, and the pinned tarball's copy (BASE_TAG in the base tree) is
-# byte-identical to the orig tarball's (Linus' text; a file the series
-# creates must be in neither). The counts and the files in both are printed
-# as comments. Only debian/patches/series is read: it is what linux-source's
-# tarball carries (the rt featureset's patches are not in it).
+# against the signed .dsc; reused when there), lists every file the patches
+# of debian/patches/series touch, and checks, as TAP, for each file the
+# series changes: no Debian patch touches it, and the pinned tarball's copy
+# (BASE_TAG in the base tree) is byte-identical to the orig tarball's
+# (Linus' text; a file the series creates must be in neither). The counts
+# and the files in both are printed as comments. Only debian/patches/series
+# is read: it is what linux-source's tarball carries (the rt featureset's
+# patches are not in it).
 #
 #   DELTA_FILES='mm/hugetlb.c ...'  check these files, not the series' files
 . "$(dirname "$0")/lib.sh"
@@ -49,7 +50,7 @@ else
 	log "fetching the source package ${src:=$BASE_PACKAGE}=$BASE_VERSION (suite $suite)"
 	mkdir -p "$dir"
 	(cd "$dir" && apt_suite "$suite" apt-get source --download-only "$src=$BASE_VERSION" >&2) ||
-		die "apt-get source $src=$BASE_VERSION failed (suite $suite)"
+		die "apt-get source $src=$BASE_VERSION failed (suite $suite; apt's errors above: a 404 is a mirror without the source files)"
 	dsc_ok || die "the files of $src=$BASE_VERSION in $dir do not match their .dsc"
 fi
 debian_tar=$dir/$(awk '$NF ~ /\.debian\.tar\./ { f = $NF } END { print f }' "$dsc")
@@ -59,9 +60,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # touched PATCH...: "patch<TAB>file" for each file a -p1 patch (named
-# relative to the current folder) touches,
-# from its "diff --git" lines and "---"/"+++" header pairs (/dev/null for
-# a new or a deleted file is no file).
+# relative to the current folder) touches, from its "diff --git" lines and
+# "---"/"+++" header pairs (/dev/null, of a new or deleted file, is none).
 touched() {
 	awk '
 	function strip(p) { sub(/\t.*/, "", p); if (p == "/dev/null") return ""; sub(/^[^\/]*\//, "", p); return p }

@@ -41,6 +41,9 @@ MUTANTS=$REPO/mutants/$BASE
 OUR_SELFTESTS=$REPO/tools/testing/selftests/vm
 # shellcheck source=../configs/6.1/base.env
 . "$CONFIGS/base.env"
+# Our programs that this base's series does not carry (BASE_NOT_IN_SERIES
+# in base.env: tests of features only mainline has).
+not_in_series() { [[ " ${BASE_NOT_IN_SERIES:-} " == *" $1 "* ]]; }
 
 DL_DIR=$BUILD_DIR/dl
 SRC_DIR=$BUILD_DIR/linux-$BASE
@@ -109,17 +112,19 @@ verify() {
 
 # debian_mirror: the URI of the machine's own Debian archive (the first
 # source that carries its release suite, not -security), read from its apt
-# configuration at run time so that no host is written anywhere else.
+# configuration at run time so that no host is written anywhere else
+# (APT_ETC, OS_CODENAME: for the self-tests).
 debian_mirror() {
-	local codename uri
-	codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
-	uri=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk -v c="$codename" '
+	local etc=${APT_ETC:-/etc/apt} codename uri
+	codename=${OS_CODENAME:-$(. /etc/os-release && echo "$VERSION_CODENAME")}
+	uri=$(awk -v c="$codename" '
 		/^URIs:/ { u = $2 }
 		/^Suites:/ { for (i = 2; i <= NF; i++) if ($i == c && u != "") { print u; exit } }
-		/^$/ { u = "" }')
-	[ -n "$uri" ] || uri=$(grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list |
-		awk -v c="$codename" '{ for (i = 2; i <= NF; i++) if ($i == c) { sub(/^\[.*\]$/, "", $2); print ($2 ~ /:\/\// ? $2 : $3); exit } }')
-	[ -n "$uri" ] || die "no apt source for Debian '$codename' in /etc/apt: cannot reach suite '$BASE_SUITE'"
+		/^$/ { u = "" }' "$etc"/sources.list.d/*.sources 2>/dev/null || true)
+	[ -n "$uri" ] || uri=$(awk -v c="$codename" '/^deb / {
+		for (i = 2; i <= NF; i++) if ($i == c) { print ($2 ~ /^\[/ ? $3 : $2); exit } }' \
+		"$etc"/sources.list "$etc"/sources.list.d/*.list 2>/dev/null || true)
+	[ -n "$uri" ] || die "no apt source for Debian '$codename' in $etc: cannot reach suite '${BASE_SUITE:-}'"
 	echo "$uri"
 }
 

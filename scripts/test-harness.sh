@@ -64,7 +64,29 @@ check "series: two patches on one line are refused" 1 "one patch per line" -- \
 
 # --- series application, on a small stand-in for the kernel tree
 check "BASE: an unknown base is refused, the known ones named" 1 \
-	"BASE must be one of: 6.1 6.12, not '7'" -- env BASE=7 "$S/base.sh"
+	"BASE must be one of: 6.1 6.12 7.3, not '7'" -- env BASE=7 "$S/base.sh"
+# --- the private apt configuration of suites the machine does not list
+mkdir -p "$T/apt/sources.list.d" "$T/apt1/sources.list.d" "$T/apt0/sources.list.d"
+printf 'Types: deb\nURIs: http://sec.example/debian-security\nSuites: trixie-security\n\nTypes: deb\nURIs: http://mirror.example/debian\nSuites: trixie trixie-updates\n' \
+	>"$T/apt/sources.list.d/debian.sources"
+echo 'deb [arch=amd64] http://list.example/debian trixie main' >"$T/apt1/sources.list"
+for d in apt apt1 apt0; do
+	got=$(APT_ETC=$T/$d OS_CODENAME=trixie BASE=7.3 bash -c ". '$S/lib.sh'; debian_mirror" 2>&1)
+	echo "$got" >"$T/$d.out"
+done
+check "apt: the mirror is the machine's source of its release (deb822)" 0 \
+	"^http://mirror.example/debian$" -- cat "$T/apt.out"
+check "apt: the mirror is the machine's source of its release (one-line)" 0 \
+	"^http://list.example/debian$" -- cat "$T/apt1.out"
+check "apt: no source of the release is a clear error" 0 \
+	"no apt source for Debian 'trixie' in .*apt0: cannot reach suite" -- cat "$T/apt0.out"
+check "apt: a pinned suite gets its own configuration, the machine's is untouched" 0 \
+	"^deb \[signed-by=[^]]*\] http://mirror.example/debian experimental main$" -- bash -c \
+	"APT_ETC='$T/apt' OS_CODENAME=trixie BASE=7.3 bash -c \". '$S/lib.sh'; apt_suite experimental true\" &&
+	 cat '$BUILD_DIR/apt/experimental/sources.list'"
+check "BASE_NOT_IN_SERIES: a mainline-only test is not in a backport" 0 \
+	"^yes no$" -- env BASE=6.12 bash -c \
+	". '$S/lib.sh'; not_in_series uffd-rwp-fence && echo -n 'yes '; not_in_series uffd-wp-race || echo no"
 check "BASE: each base has its own tree, objects and results" 0 \
 	"linux-6.12 obj/6.12-guest out/6.12/series-guest" -- env BASE=6.12 bash -c \
 	". '$S/lib.sh'; echo \${SRC_DIR#\$BUILD_DIR/} \${OBJ_DIR#\$BUILD_DIR/} \${OUT_DIR#\$BUILD_DIR/}"
