@@ -1,27 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * uffd-rwp-fence: when is a page that UFFDIO_RWPROTECT made inaccessible
- * out of reach of the other CPUs, and what does resolving it grant.
+ * uffd-rwp-fence: when is a page that UFFDIO_RWPROTECT made inaccessible out
+ * of reach of the other CPUs, and what does resolving it grant.
  *
- * A writer thread stores to a page in a loop and counts its stores; its CPU
+ * A writer thread stores to page i in a loop and counts its stores; its CPU
  * keeps a TLB entry of the page hot (under QEMU TCG until the guest kernel
- * flushes it). Once the page is fenced the writer completes at most one more
- * store, the one in flight, then faults and blocks in handle_userfault():
- * more stores than that after the point where the page must be fenced went
- * through a stale TLB entry. That point is, for
- *  - protect_fences_on_return: the return of the protect;
- *  - fault_msg_fences: the monitor reading the RWP fault message of a prober
- *    thread that read the page while the protect of [page, end) (which
- *    changes the page's entry first and flushes last) was in flight;
- *  - pagemap_scan_fences: PAGEMAP_SCAN reporting the page present and not
- *    accessed to the prober while the protect was in flight.
- * resolve_*: a resolve, sync (UFFDIO_RWPROTECT with mode 0) or async (a read
- * with UFFD_FEATURE_RWP_ASYNC), does not make a COW-shared page or a page
- * of a PROT_READ VMA writable, keeps soft-dirty tracking, and does not take
- * the write bit from exclusive anonymous pages.
+ * flushes it) while [page i, end) is protected: the page's entry is changed
+ * first and flushed last. From the event that says the page is fenced on,
+ * the writer may complete one more store (the one in flight), then it blocks
+ * in handle_userfault(). More went through a stale TLB entry. The event is
+ * the return of the protect (protect_fences_on_return), the monitor reading
+ * the RWP fault message of a prober thread that read the page meanwhile
+ * (fault_msg_fences), or PAGEMAP_SCAN reporting the page not accessed to the
+ * prober meanwhile (pagemap_scan_fences).
  *
- * Without UFFD_FEATURE_RWP in the uapi headers it is built against, every
- * test skips.
+ * A resolve, sync (UFFDIO_RWPROTECT with mode 0) or async (a read with
+ * UFFD_FEATURE_RWP_ASYNC), must not make a COW-shared page or a page of a
+ * PROT_READ VMA writable, must keep soft-dirty tracking, and must not take
+ * the write bit from exclusive anonymous pages (resolve_*).
+ *
+ * Built against uapi headers without UFFD_FEATURE_RWP, every test skips.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -41,7 +39,7 @@
 #define SETTLE_NS	(20 * NSEC_PER_MSEC)
 #define WARM_STORES	1000UL
 
-/* Each thread on its own CPU; the monitor tells the prober's messages by tid. */
+/* A CPU each; the monitor tells the prober's messages by thread id. */
 enum { CPU_MAIN, CPU_WRITER, CPU_PROBER, CPU_MONITOR, NR_CPUS_NEEDED };
 
 FIXTURE(rwp)
@@ -95,16 +93,13 @@ static void *writer_fn(void *arg)
 }
 
 /* Point the writer at @t (NULL: idle); wait until its TLB entry is hot. */
-static bool writer_aim(int *cpus, unsigned long *t)
+static void writer_aim(unsigned long *t)
 {
 	unsigned long s = stores_now();
 
 	__atomic_store_n(&target, t, __ATOMIC_RELEASE);
-	if (!writer_started)
-		writer_started = !pthread_create(&writer, NULL, writer_fn, &cpus[CPU_WRITER]);
-	while (t && writer_started && stores_now() - s < WARM_STORES)
+	while (t && stores_now() - s < WARM_STORES)
 		;
-	return writer_started;
 }
 
 static int rwprotect(int uffd, void *addr, size_t len, bool protect)
@@ -161,46 +156,22 @@ FIXTURE_TEARDOWN(rwp)
 	mem_area_unmap(&self->m);
 }
 
-/* Once UFFDIO_RWPROTECT has returned, no stale TLB entry may be left. */
-TEST_F_TIMEOUT(rwp, protect_fences_on_return, 120)
-{
-	struct mem_area *m = &self->m;
-	unsigned long s0, s, most = 0;
-	int i, stale = 0;
-
-	if (!self->ready)
-		return;
-	if (self->nr_cpus < 2)
-		SKIP(return, "needs 2 CPUs, has %d", self->nr_cpus);
-	ASSERT_EQ(0, pin_self(self->cpus[CPU_MAIN]));
-	for (i = 0; i < ROUNDS; i++) {
-		ASSERT_TRUE(writer_aim(self->cpus, page_word(m->addr, m->psize, i)));
-		ASSERT_EQ(0, rwprotect(self->uffd, m->addr, m->size, true));
-		s0 = stores_now();
-		sleep_ns(SETTLE_NS);
-		s = stores_now() - s0;
-		stale += s > 1;
-		most = s > most ? s : most;
-		writer_aim(self->cpus, NULL);
-		ASSERT_EQ(0, rwprotect(self->uffd, m->addr, m->size, false));
-	}
-	ksft_print_msg("%s: stores after the protect returned: > 1 in %d of %d rounds, at most %lu\n",
-		       variant->name, stale, ROUNDS, most);
-	fflush(stdout);
-	EXPECT_EQ(0, stale);
-}
+/* What must mean that the page is fenced, and the prober's part in it. */
+enum probe { PROBE_RETURN, PROBE_FAULT, PROBE_SCAN };
+static const char * const events[] = { "protect", "fault message", "PAGEMAP_SCAN 'not accessed'" };
 
 /* The prober and the monitor of the race rounds. */
 struct race {
+	enum probe probe;
 	int uffd;
-	int pagemap_fd;		/* >= 0: scan the page instead of faulting */
+	int pagemap_fd;
 	int *cpus;
 	unsigned long long delay_ns;	/* from the round's start to the probe */
 	char *page;		/* of this round */
 	int go, done;		/* rounds started, probed */
 	pid_t prober_tid;
 	int ioctl_done;		/* the round's protect returned */
-	int seen;		/* the fault message, or the scan, came */
+	int seen;		/* the event came */
 	int in_flight;		/* ... before the protect returned */
 	unsigned long at;	/* the writer's stores then */
 	int quit;
@@ -246,9 +217,9 @@ static void *prober_fn(void *arg)
 			continue;
 		}
 		sleep_ns(r->delay_ns);
-		if (r->pagemap_fd < 0)	/* blocks until the resolve */
+		if (r->probe == PROBE_FAULT)	/* blocks until the resolve */
 			load_word((unsigned long *)(r->page + 64));
-		while (r->pagemap_fd >= 0 && !__atomic_load_n(&r->ioctl_done, __ATOMIC_ACQUIRE))
+		while (r->probe == PROBE_SCAN && !__atomic_load_n(&r->ioctl_done, __ATOMIC_ACQUIRE))
 			if (scan_not_accessed(r)) {
 				race_event(r);
 				break;
@@ -268,7 +239,7 @@ static void *monitor_fn(void *arg)
 	while (!__atomic_load_n(&r->quit, __ATOMIC_ACQUIRE)) {
 		if (poll(&pfd, 1, 10) <= 0 || read(r->uffd, &msg, sizeof(msg)) != sizeof(msg))
 			continue;
-		if (msg.event == UFFD_EVENT_PAGEFAULT &&
+		if (r->probe == PROBE_FAULT && msg.event == UFFD_EVENT_PAGEFAULT &&
 		    msg.arg.pagefault.feat.ptid == (__u32)r->prober_tid &&
 		    (msg.arg.pagefault.address & ~(BASE_PAGE_SIZE - 1)) ==
 		    (unsigned long)r->page && !__atomic_load_n(&r->seen, __ATOMIC_ACQUIRE))
@@ -278,15 +249,15 @@ static void *monitor_fn(void *arg)
 }
 
 /*
- * Round i: the writer is hot on page i, the prober (which never touched it,
- * so has no TLB entry for it) faults on it or scans it while [page i, end)
- * is being protected. From that event on, at most one more store may land.
+ * Round i: the writer is hot on page i while [page i, end) is protected; the
+ * prober, which never touched page i (so has no TLB entry for it), faults on
+ * it or scans it meanwhile. From the event on, at most one more store may
+ * land. A fault waits 1/20 of a whole protect: then it is in the window.
  */
 static void race_rounds(struct __test_metadata *_metadata, struct mem_area *m, int uffd,
-			int *cpus, int nr_cpus, const char *name, bool scan)
+			int *cpus, int nr_cpus, const char *name, enum probe probe)
 {
-	const char *what = scan ? "PAGEMAP_SCAN 'not accessed'" : "fault message";
-	struct race r = { .uffd = uffd, .pagemap_fd = -1, .cpus = cpus };
+	struct race r = { .probe = probe, .uffd = uffd, .pagemap_fd = -1, .cpus = cpus };
 	unsigned long s0, s_ret, s1;
 	int i, seen, hits = 0, stale = 0;
 	pthread_t prober, monitor;
@@ -295,21 +266,20 @@ static void race_rounds(struct __test_metadata *_metadata, struct mem_area *m, i
 	if (nr_cpus < NR_CPUS_NEEDED)
 		SKIP(return, "needs %d CPUs, has %d", NR_CPUS_NEEDED, nr_cpus);
 	ASSERT_EQ(0, pin_self(cpus[CPU_MAIN]));
-	if (scan)
+	if (probe == PROBE_SCAN)
 		r.pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	ASSERT_EQ(scan, r.pagemap_fd >= 0);
+	ASSERT_EQ(probe == PROBE_SCAN, r.pagemap_fd >= 0);
 	ASSERT_EQ(0, pthread_create(&monitor, NULL, monitor_fn, &r));
 	ASSERT_EQ(0, pthread_create(&prober, NULL, prober_fn, &r));
 	while (!__atomic_load_n(&r.prober_tid, __ATOMIC_ACQUIRE))
 		sched_yield();
-	ASSERT_TRUE(writer_aim(cpus, page_word(m->addr, m->psize, m->nr_pages - 1)));
-
-	/* A fault lands in the window if it waits 1/20 of a whole protect. */
+	ASSERT_EQ(0, pthread_create(&writer, NULL, writer_fn, &cpus[CPU_WRITER]));
+	writer_started = true;
 	t0 = now_ns();
 	ASSERT_EQ(0, rwprotect(uffd, m->addr, m->size, true));
 	t = now_ns() - t0;
 	ASSERT_EQ(0, rwprotect(uffd, m->addr, m->size, false));
-	r.delay_ns = scan ? 0 : t / 20;
+	r.delay_ns = probe == PROBE_FAULT ? t / 20 : 0;
 	ksft_print_msg("%s: protect of %lu pages: %llu us, probe delay %llu us\n",
 		       name, m->nr_pages, t / 1000, r.delay_ns / 1000);
 
@@ -317,7 +287,7 @@ static void race_rounds(struct __test_metadata *_metadata, struct mem_area *m, i
 		r.page = m->addr + i * m->psize;
 		__atomic_store_n(&r.seen, 0, __ATOMIC_RELEASE);
 		__atomic_store_n(&r.ioctl_done, 0, __ATOMIC_RELEASE);
-		writer_aim(cpus, (unsigned long *)r.page);
+		writer_aim((unsigned long *)r.page);
 		s0 = stores_now();
 		__atomic_store_n(&r.go, i + 1, __ATOMIC_RELEASE);
 		t0 = now_ns();
@@ -325,16 +295,18 @@ static void race_rounds(struct __test_metadata *_metadata, struct mem_area *m, i
 		t = now_ns() - t0;
 		s_ret = stores_now();
 		__atomic_store_n(&r.ioctl_done, 1, __ATOMIC_RELEASE);
+		if (probe == PROBE_RETURN)
+			race_event(&r);
 		sleep_ns(SETTLE_NS);
 		s1 = stores_now();
 		seen = __atomic_load_n(&r.seen, __ATOMIC_ACQUIRE);
 		hits += seen && r.in_flight;
 		stale += seen && s1 - r.at > 1;
-		ksft_print_msg("%s: round %d: protect %llu us, %lu stores in it, %s %s, %lu after\n",
-			       name, i, t / 1000, s_ret - s0, what,
-			       !seen ? "none" : r.in_flight ? "in flight" : "after return",
+		ksft_print_msg("%s: round %d: %llu us, %lu stores in it; %s %s, %lu after\n",
+			       name, i, t / 1000, s_ret - s0, events[probe],
+			       !seen ? "none" : r.in_flight ? "in flight" : "returned",
 			       seen ? s1 - r.at : 0);
-		writer_aim(cpus, NULL);
+		writer_aim(NULL);
 		ASSERT_EQ(0, rwprotect(uffd, m->addr, m->size, false));
 		while (__atomic_load_n(&r.done, __ATOMIC_ACQUIRE) != i + 1)
 			sched_yield();
@@ -342,15 +314,23 @@ static void race_rounds(struct __test_metadata *_metadata, struct mem_area *m, i
 	__atomic_store_n(&r.quit, 1, __ATOMIC_RELEASE);
 	pthread_join(prober, NULL);
 	pthread_join(monitor, NULL);
-	if (scan)
+	if (r.pagemap_fd >= 0)
 		close(r.pagemap_fd);
 	ksft_print_msg("%s: %s in flight in %d of %d rounds, stale writes after it in %d\n",
-		       name, what, hits, ROUNDS, stale);
+		       name, events[probe], hits, ROUNDS, stale);
 	fflush(stdout);
 	EXPECT_EQ(0, stale)
-		TH_LOG("a %s did not mean that the page was fenced", what);
-	if (!stale && !hits)
-		SKIP(return, "no %s came while a protect was in flight", what);
+		TH_LOG("the %s did not mean that the page was fenced", events[probe]);
+	if (!stale && !hits && probe != PROBE_RETURN)
+		SKIP(return, "no %s came while a protect was in flight", events[probe]);
+}
+
+/* Once UFFDIO_RWPROTECT has returned, no stale TLB entry may be left. */
+TEST_F_TIMEOUT(rwp, protect_fences_on_return, 120)
+{
+	if (self->ready)
+		race_rounds(_metadata, &self->m, self->uffd, self->cpus, self->nr_cpus,
+			    variant->name, PROBE_RETURN);
 }
 
 /* Sync mode: a reported RWP fault must mean the page is fenced. */
@@ -358,7 +338,7 @@ TEST_F_TIMEOUT(rwp, fault_msg_fences, 120)
 {
 	if (self->ready)
 		race_rounds(_metadata, &self->m, self->uffd, self->cpus, self->nr_cpus,
-			    variant->name, false);
+			    variant->name, PROBE_FAULT);
 }
 
 /* PAGEMAP_SCAN: "not accessed" must mean the page is fenced. */
@@ -366,61 +346,7 @@ TEST_F_TIMEOUT(rwp, pagemap_scan_fences, 120)
 {
 	if (self->ready)
 		race_rounds(_metadata, &self->m, self->uffd, self->cpus, self->nr_cpus,
-			    variant->name, true);
-}
-
-/* Resolve modes to test: sync, and async if the kernel has it. */
-static const char * const modes[] = { "sync", "async" };
-#define NR_MODES(features)	((features) & UFFD_FEATURE_RWP_ASYNC ? 2 : 1)
-
-/* Protect @p, then resolve it: UFFDIO_RWPROTECT(0), or a read if @async. */
-static int protect_resolve(int uffd, __u64 features, unsigned long *p, size_t psize, int async)
-{
-	struct uffdio_set_mode mode = {
-		.enable = async ? UFFD_FEATURE_RWP_ASYNC : 0,
-		.disable = async ? 0 : UFFD_FEATURE_RWP_ASYNC,
-	};
-
-	if ((features & UFFD_FEATURE_RWP_ASYNC) && ioctl(uffd, UFFDIO_SET_MODE, &mode))
-		return -1;
-	if (rwprotect(uffd, p, psize, true))
-		return -1;
-	if (!async)
-		return rwprotect(uffd, p, psize, false);
-	load_word(p);
-	return 0;
-}
-
-/* A resolve must not make a page shared with a child writable. */
-TEST_F(rwp, resolve_cow_shared)
-{
-	int async, pipefd[2], status;
-	unsigned long *p;
-	pid_t pid;
-	char c;
-
-	if (!self->ready)
-		return;
-	if (self->m.memfd >= 0)
-		SKIP(return, "shared memory: parent and child share its pages by design");
-	for (async = 0; async < NR_MODES(self->features); async++) {
-		p = page_word(self->m.addr, self->m.psize, async);
-		ASSERT_EQ(0, pipe(pipefd));
-		pid = fork();
-		ASSERT_LE(0, pid);
-		if (!pid)	/* exits with what it reads: 1 */
-			_exit(read(pipefd[0], &c, 1) == 1 ? load_word(p) : 255);
-		ASSERT_EQ(0, protect_resolve(self->uffd, self->features, p, self->m.psize, async));
-		store_word(p, 2);	/* must fault and copy */
-		ASSERT_EQ(1, write(pipefd[1], "x", 1));
-		ASSERT_EQ(pid, waitpid(pid, &status, 0));
-		close(pipefd[0]);
-		close(pipefd[1]);
-		ksft_print_msg("%s: after a %s resolve and a write, the child reads %d\n",
-			       variant->name, modes[async], WEXITSTATUS(status));
-		fflush(stdout);
-		EXPECT_EQ(1, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-	}
+			    variant->name, PROBE_SCAN);
 }
 
 static sigjmp_buf segv_jmp;
@@ -430,60 +356,106 @@ static void segv_handler(int sig)
 	siglongjmp(segv_jmp, 1);
 }
 
+/* What a write after a resolve must do. */
+enum check { CHECK_COW, CHECK_PROT_READ, CHECK_SOFT_DIRTY };
+static const char * const good[] = { "the child still reads 1", "SIGSEGV", "soft-dirty" };
+static const char * const bad[] = { "it reached the child", "no SIGSEGV", "not soft-dirty" };
+
+/*
+ * Page @async of @m: protect it, resolve it (sync: UFFDIO_RWPROTECT(0);
+ * async, if the kernel has it: a read), write it. With a child forked before
+ * the protect, the write must copy the page; in a PROT_READ VMA it must
+ * raise SIGSEGV; after clear_refs it must make the page soft-dirty.
+ */
+static void resolve_rounds(struct __test_metadata *_metadata, struct mem_area *m, int uffd,
+			   __u64 features, const char *name, enum check check)
+{
+	static const char * const modes[] = { "a sync", "an async" };
+	struct sigaction sa = { .sa_handler = segv_handler };
+	struct uffdio_set_mode mode = { 0 };
+	int async, pipefd[2], status;
+	unsigned long *p;
+	pid_t pid = 0;
+	bool ok;
+	char c;
+
+	if (check == CHECK_PROT_READ)
+		ASSERT_EQ(0, mprotect(m->addr, m->size, PROT_READ));
+	ASSERT_EQ(0, sigaction(SIGSEGV, &sa, NULL));
+	for (async = 0; async < (features & UFFD_FEATURE_RWP_ASYNC ? 2 : 1); async++) {
+		p = page_word(m->addr, m->psize, async);
+		mode.enable = async ? UFFD_FEATURE_RWP_ASYNC : 0;
+		mode.disable = async ? 0 : UFFD_FEATURE_RWP_ASYNC;
+		if (features & UFFD_FEATURE_RWP_ASYNC)
+			ASSERT_EQ(0, ioctl(uffd, UFFDIO_SET_MODE, &mode));
+		if (check == CHECK_COW) {
+			ASSERT_EQ(0, pipe(pipefd));
+			pid = fork();
+			ASSERT_LE(0, pid);
+			if (!pid)	/* exits with what it reads */
+				_exit(read(pipefd[0], &c, 1) == 1 ? load_word(p) : 255);
+		}
+		/* echo 4: write-protect everything, clear soft-dirty. */
+		if (check == CHECK_SOFT_DIRTY) {
+			ASSERT_EQ(0, uffd_wp_write_file("/proc/self/clear_refs", "4"));
+			ASSERT_EQ(0, pagemap_entry(p) & PM_SOFT_DIRTY);
+		}
+		ASSERT_EQ(0, rwprotect(uffd, p, m->psize, true));
+		if (async)
+			load_word(p);
+		else
+			ASSERT_EQ(0, rwprotect(uffd, p, m->psize, false));
+		if (sigsetjmp(segv_jmp, 1)) {
+			ok = check == CHECK_PROT_READ;
+		} else {
+			inc_word(p);	/* COW-shared: must fault and copy */
+			ok = check != CHECK_PROT_READ;
+		}
+		if (check == CHECK_SOFT_DIRTY)
+			ok = pagemap_entry(p) & PM_SOFT_DIRTY;
+		if (check == CHECK_COW) {
+			ASSERT_EQ(1, write(pipefd[1], "x", 1));
+			ASSERT_EQ(pid, waitpid(pid, &status, 0));
+			close(pipefd[0]);
+			close(pipefd[1]);
+			ok = WIFEXITED(status) && WEXITSTATUS(status) == 1;
+		}
+		ksft_print_msg("%s: write after %s resolve: %s\n",
+			       name, modes[async], ok ? good[check] : bad[check]);
+		fflush(stdout);
+		EXPECT_TRUE(ok);
+	}
+}
+
+/* A resolve must not make a page shared with a child writable. */
+TEST_F(rwp, resolve_cow_shared)
+{
+	if (self->ready && self->m.memfd >= 0)
+		SKIP(return, "shared memory: parent and child share its pages by design");
+	if (self->ready)
+		resolve_rounds(_metadata, &self->m, self->uffd, self->features, variant->name,
+			       CHECK_COW);
+}
+
 /* A resolve must not make a PTE of a VMA without VM_WRITE writable. */
 TEST_F(rwp, resolve_no_vm_write)
 {
-	struct sigaction sa = { .sa_handler = segv_handler };
-	unsigned long *p;
-	bool faulted;
-	int async;
-
-	if (!self->ready)
-		return;
-	ASSERT_EQ(0, mprotect(self->m.addr, self->m.size, PROT_READ));
-	ASSERT_EQ(0, sigaction(SIGSEGV, &sa, NULL));
-	for (async = 0; async < NR_MODES(self->features); async++) {
-		p = page_word(self->m.addr, self->m.psize, async);
-		ASSERT_EQ(0, protect_resolve(self->uffd, self->features, p, self->m.psize, async));
-		if (sigsetjmp(segv_jmp, 1)) {
-			faulted = true;
-		} else {
-			inc_word(p);
-			faulted = false;
-		}
-		ksft_print_msg("%s: write to PROT_READ after a %s resolve: %s\n",
-			       variant->name, modes[async], faulted ? "SIGSEGV" : "went through");
-		fflush(stdout);
-		EXPECT_TRUE(faulted);
-	}
+	if (self->ready)
+		resolve_rounds(_metadata, &self->m, self->uffd, self->features, variant->name,
+			       CHECK_PROT_READ);
 }
 
 /* A resolve must keep soft-dirty tracking: the next write sets the bit. */
 TEST_F(rwp, resolve_keeps_soft_dirty)
 {
-	unsigned long *p;
-	bool dirty;
-	int async;
-
 	if (!self->ready)
 		return;
 	if (mem_type_is_hugetlb(variant->type))
 		SKIP(return, "hugetlb tracks soft-dirty per VMA, not per page");
 	if (!(pagemap_entry(self->m.addr) & PM_SOFT_DIRTY))
 		SKIP(return, "no soft-dirty bit in /proc/self/pagemap (CONFIG_MEM_SOFT_DIRTY)");
-	for (async = 0; async < NR_MODES(self->features); async++) {
-		p = page_word(self->m.addr, self->m.psize, async);
-		/* echo 4: write-protect everything, clear soft-dirty. */
-		ASSERT_EQ(0, uffd_wp_write_file("/proc/self/clear_refs", "4"));
-		ASSERT_EQ(0, pagemap_entry(p) & PM_SOFT_DIRTY);
-		ASSERT_EQ(0, protect_resolve(self->uffd, self->features, p, self->m.psize, async));
-		inc_word(p);
-		dirty = pagemap_entry(p) & PM_SOFT_DIRTY;
-		ksft_print_msg("%s: written after a %s resolve: %ssoft-dirty\n",
-			       variant->name, modes[async], dirty ? "" : "not ");
-		fflush(stdout);
-		EXPECT_TRUE(dirty);
-	}
+	resolve_rounds(_metadata, &self->m, self->uffd, self->features, variant->name,
+		       CHECK_SOFT_DIRTY);
 }
 
 /* Minor faults of this thread writing every page of @m. */
@@ -519,7 +491,7 @@ TEST_F(rwp, resolve_no_demote)
 	ASSERT_EQ(0, rwprotect(self->uffd, m->addr, m->size, true));
 	ASSERT_EQ(0, rwprotect(self->uffd, m->addr, m->size, false));
 	after = write_faults(m);
-	ksft_print_msg("%s: minor faults writing %lu pages after a resolve: %ld, after protect + resolve: %ld\n",
+	ksft_print_msg("%s: minor faults writing %lu pages: %ld after a resolve, %ld after both\n",
 		       variant->name, m->nr_pages, never, after);
 	fflush(stdout);
 	EXPECT_EQ(0, never);
