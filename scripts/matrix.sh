@@ -18,6 +18,8 @@
 # must pass every time.
 #   MATRIX_FILE   the expected table (default configs/BASE/matrix.txt)
 #   MATRIX_BOOTS  boots per kernel while "fail" cells pass (default 4)
+#   MATRIX_KERNELS  only these columns, e.g. 'baseline series A' (default:
+#                 every column; make check passes BASE_CHECK_MATRIX)
 . "$(dirname "$0")/lib.sh"
 . "$REPO/scripts/console.sh"
 MATRIX_FILE=${MATRIX_FILE:-$CONFIGS/matrix.txt}
@@ -29,6 +31,7 @@ unset EXTRA_PATCH SERIES_UPTO
 table=$(grep -v '^[[:space:]]*#' "$MATRIX_FILE" | grep .)
 read -r -a kernels <<<"$(echo "$table" | head -1 | cut -d' ' -f2- | xargs)"
 mapfile -t rows < <(echo "$table" | tail -n +2 | awk '{ print $1 }')
+all_kernels=("${kernels[@]}")
 [ "${#kernels[@]}" -gt 0 ] && [ "${#rows[@]}" -gt 0 ] ||
 	die "$MATRIX_FILE: needs a header line (test KERNEL...) and one row per test"
 # The tests to run: the rows' TEST parts.
@@ -57,6 +60,13 @@ while read -r t expect; do
 	read -r -a want <<<"$expect"
 	for i in "${!kernels[@]}"; do expected[${kernels[$i]}/$t]=${want[$i]:--}; done
 done < <(echo "$table" | tail -n +2)
+if [ -n "${MATRIX_KERNELS:-}" ]; then
+	kernels=()
+	for k in $MATRIX_KERNELS; do
+		[[ " ${all_kernels[*]} " == *" $k "* ]] || die "MATRIX_KERNELS: no column '$k' in $MATRIX_FILE"
+		kernels+=("$k")
+	done
+fi
 for k in "${kernels[@]}"; do
 	start=$(date +%s)
 	log "=== kernel $k: $(kernel_env "$k" | xargs)"
