@@ -8,7 +8,7 @@
 #                 regenerates into a scratch dir and compares)
 . "$(dirname "$0")/lib.sh"
 BRANCH=${BRANCH:-dev}
-VERSION=${VERSION:-3}
+VERSION=${VERSION:-${BASE_SERIES_VERSION:-3}}
 PATCHES_DIR=${PATCHES_DIR:-$PATCHES}
 mkdir -p "$PATCHES_DIR"
 
