@@ -43,14 +43,14 @@ part() {
 # the rest with CHECK_FULL=1).
 mapfile -t bases < <(cd "$REPO/configs" && ls -d -- */ | tr -d / | sort -V |
 	while read -r b; do [ ! -f "$b/base.env" ] || echo "$b"; done)
-base_check() { (. "$REPO/configs/$1/base.env" && echo "${BASE_CHECK:-run}"); }
-base_matrix() { (. "$REPO/configs/$1/base.env" && echo "${BASE_CHECK_MATRIX:-}"); }
+# base_var BASE NAME: the setting NAME of that base's base.env.
+base_var() { (. "$REPO/configs/$1/base.env" && echo "${!2:-}"); }
 
 # The self-tests run qemu.sh and initramfs.sh, which need the packages.
 part "deps" bash -c "'$REPO/scripts/deps.sh' && echo '1 passed, 0 failed'"
 part "harness self-tests" "$REPO/scripts/test-harness.sh"
 for b in "${bases[@]}"; do
-	full=$([ "$(base_check "$b")" = full ] || [ "$CHECK_FULL" = 1 ] && echo 1 || echo 0)
+	full=$([ "$(base_var "$b" BASE_CHECK)" = full ] || [ "$CHECK_FULL" = 1 ] && echo 1 || echo 0)
 	part "$b: base" env BASE="$b" bash -c "'$REPO/scripts/base.sh' && echo '1 passed, 0 failed'"
 	part "$b: patch hygiene" env BASE="$b" "$REPO/scripts/check-patches.sh"
 	# Bisectability: CHECK_FULL only (about 13 minutes cold per base).
@@ -61,7 +61,7 @@ for b in "${bases[@]}"; do
 	# with CHECK_FULL=1.
 	[ "$full" = 0 ] ||
 		part "$b: proof matrix: base, series, mutants" env BASE="$b" \
-			MATRIX_KERNELS="$([ "$CHECK_FULL" = 1 ] || base_matrix "$b")" \
+			MATRIX_KERNELS="$([ "$CHECK_FULL" = 1 ] || base_var "$b" BASE_CHECK_MATRIX)" \
 			"$REPO/scripts/matrix.sh"
 done
 if [ "$CHECK_FULL" = 1 ]; then
