@@ -9,7 +9,7 @@ S=$REPO/scripts
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 export BUILD_DIR=$T/build
-unset MODE EXTRA_PATCH SERIES_UPTO DEBUG TESTS
+unset MODE EXTRA_PATCH SERIES_UPTO DEBUG TESTS TREE_LOCKED
 
 n=0 failed=0
 # check NAME EXPECTED_RC OUTPUT_REGEX -- CMD...: run CMD, check its exit
@@ -143,6 +143,13 @@ check "extra patches: the tree holds all three" 0 "^long b;.*long c;.*char d;" -
 	bash -c "tr '\n' ' ' <$tree/mm/foo.c"
 check "extra patches: a missing one is named" 1 "EXTRA_PATCH not found: $T/s/none.patch" -- \
 	env SERIES_FILE="$T/s/series1" EXTRA_PATCH="$T/s/0002-mm-c.patch $T/s/none.patch" "$S/series.sh"
+touch "$tree/.git/index.lock"
+check "tree lock: a git index.lock a stopped run left is removed" 0 \
+	"removing .*index.lock, left by a run that was stopped" -- \
+	env SERIES_FILE="$T/s/series1" "$S/series.sh"
+check "tree lock: a second run on a tree is refused, the first named" 1 \
+	"another run uses $tree: *[0-9]+ flock .*wait for it or stop it" -- \
+	flock "$tree.lock" env SERIES_FILE="$T/s/series1" "$S/series.sh"
 printf '0003-mm-conflict.patch\n0001-mm-b.patch\n' >"$T/s/series2"
 check "series: a later patch that does not apply is named" 1 \
 	"patch does not apply: 0001-mm-b.patch \(fails in mm/foo.c\)" -- \
