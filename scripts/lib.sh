@@ -50,28 +50,14 @@ SRC_DIR=$BUILD_DIR/linux-$BASE
 CCACHE_DIR=${CCACHE_DIR:-$BUILD_DIR/ccache}
 export CCACHE_DIR
 
-# One run at a time per kernel tree: stages check out branches and build
-# in it. The lock is held until the script that took it exits; scripts it
-# starts on the same tree share it (TREE_LOCKED). With the lock held, a
-# git index.lock is what a killed run left behind: it is removed, else
-# every git command of this run would refuse the tree.
-lock_tree() {
-	local lock=$SRC_DIR.lock holder
-	[ "${TREE_LOCKED:-}" = "$SRC_DIR" ] && return
-	mkdir -p "$BUILD_DIR"
-	exec 9>>"$lock"
-	if ! flock -n 9; then
-		holder=$(lslocks -n -o PID,PATH 2>/dev/null | awk -v l="$lock" '$2 == l { print $1 }' |
-			xargs -r ps -o pid=,args= -p 2>/dev/null | head -3)
-		die "another run uses $SRC_DIR: ${holder:-its process is unknown}; wait for it or stop it"
-	fi
-	export TREE_LOCKED=$SRC_DIR
-	if [ -e "$SRC_DIR/.git/index.lock" ]; then
-		log "removing $SRC_DIR/.git/index.lock, left by a run that was stopped"
-		rm -f "$SRC_DIR/.git/index.lock"
-	fi
+# clear_stale_index_lock: a git index.lock in the tree while no git
+# process runs is what a run killed mid-'git am' left behind; every later
+# git command would refuse the tree.
+clear_stale_index_lock() {
+	[ -e "$SRC_DIR/.git/index.lock" ] && ! pgrep -x git >/dev/null || return 0
+	log "removing $SRC_DIR/.git/index.lock, left by a run that was stopped"
+	rm -f "$SRC_DIR/.git/index.lock"
 }
-lock_tree
 
 config_name() { [ "$DEBUG" = 1 ] && echo debug || echo guest; }
 

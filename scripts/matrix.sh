@@ -3,9 +3,10 @@
 # kernel named in the header of configs/BASE/matrix.txt -- the base, the
 # series, series@N (its first N patches), and each mutant (mutants/BASE/NAME.patch on
 # top of the series, or several: A+B) -- runs the tests named by its rows,
-# and compares each verdict with the expected one. A row TEST/CASE is the
-# verdict of one test case in TEST's kselftest harness output (CASE: its
-# name, or the last dot-separated parts of it).
+# and compares each verdict with the expected one. A row TEST is the
+# result of the guest's test TEST (configs/BASE/tests.txt); a row
+# TEST/CASE the verdict of case CASE of program TEST (its name, or the
+# last dot-separated parts of it), failed if any run of it failed.
 #   pass   the test must pass        fail   the test must fail
 #   -      not compared (the test still runs, its verdict is shown)
 #   .      not run on that kernel
@@ -18,6 +19,8 @@
 # must pass every time.
 #   MATRIX_FILE   the expected table (default configs/BASE/matrix.txt)
 #   MATRIX_BOOTS  boots per kernel while "fail" cells pass (default 4)
+#   MATRIX_REPORT_ONLY=1  boot nothing: the verdicts of the consoles the
+#                 last run kept, $BUILD_DIR/matrix/BASE/KERNEL.BOOT.console.log
 #   MATRIX_KERNELS  only these columns, e.g. 'baseline series A' (default:
 #                 every column; make check passes BASE_CHECK_MATRIX)
 . "$(dirname "$0")/lib.sh"
@@ -26,6 +29,8 @@ MATRIX_FILE=${MATRIX_FILE:-$CONFIGS/matrix.txt}
 # The rows' tests: the project's, the tree's, and on 6.1 the 6.12 tree's.
 export TESTS_FILE=${TESTS_FILE:-$(ls "$CONFIGS"/tests.txt "$CONFIGS"/upstream-tests.txt 2>/dev/null | xargs)}
 MATRIX_BOOTS=${MATRIX_BOOTS:-4}
+MATRIX_DIR=$BUILD_DIR/matrix/$BASE
+MATRIX_REPORT_ONLY=${MATRIX_REPORT_ONLY:-0}
 unset EXTRA_PATCH SERIES_UPTO
 
 table=$(grep -v '^[[:space:]]*#' "$MATRIX_FILE" | grep .)
@@ -38,19 +43,16 @@ all_kernels=("${kernels[@]}")
 mapfile -t tests < <(printf '%s\n' "${rows[@]%%/*}" | awk '!seen[$0]++')
 
 # verdict LOG ROW: pass, fail, skip, or "none" when it never reported.
+# ROW is TEST (the entry's own result) or TEST/CASE: CASE of program TEST
+# (under its own entry or another, as root or as user), the full case
+# name or its last dot-separated parts; any run that fails it fails it.
 verdict() {
-	local line
-	case "$2" in
-	*/*) line=$(tr -d '\r' <"$1" |
-		grep -E "^(# )+(not )?ok [0-9]+ ([^ ]*\.)?${2#*/}( |$)" | head -1) ;;
-	*) line=$(console_tap "$1" | grep -E "^(not )?ok [0-9]+ $2( |$)" | head -1) ;;
-	esac
-	case "$line" in
-	"") echo none ;;
-	*"not ok"*) echo fail ;;
-	*"# SKIP"*) echo skip ;;
-	*) echo pass ;;
-	esac
+	local t=${2%%/*} c=
+	[[ "$2" != */* ]] || c=${2#*/}
+	console_records "$1" | awk -F'\t' -v t="$t" -v c="$c" '
+		c == "" && $1 == t && $4 == "" { v[$5]++ }
+		c != "" && $2 == t && ($4 == c || substr($4, length($4) - length(c)) == "." c) { v[$5]++ }
+		END { print v["fail"] ? "fail" : v["pass"] ? "pass" : v["skip"] ? "skip" : "none" }'
 }
 
 check_kernels "${kernels[@]}"
@@ -81,10 +83,17 @@ for k in "${kernels[@]}"; do
 	[ "${#run_rows[@]}" -gt 0 ] || die "$MATRIX_FILE: kernel $k runs nothing (every cell is '.')"
 	while :; do
 		mapfile -t run_tests < <(printf '%s\n' "${run_rows[@]%%/*}" | awk '!seen[$0]++')
-		boot_kernel "$k" TESTS="${run_tests[*]}"
+		console=$MATRIX_DIR/$k.$boot.console.log
+		if [ "$MATRIX_REPORT_ONLY" = 0 ]; then
+			[ "$boot" -gt 1 ] || rm -f "$MATRIX_DIR/$k".*.console.log
+			boot_kernel "$k" TESTS="${run_tests[*]}"
+			mkdir -p "$MATRIX_DIR"
+			cp "$KERNEL_OUT/console.log" "$console"
+		fi
+		[ -f "$console" ] || die "no console of boot $boot of $k ($console): run 'make matrix' first"
 		missed=()
 		for t in "${run_rows[@]}"; do
-			a=$(verdict "$KERNEL_OUT/console.log" "$t")
+			a=$(verdict "$console" "$t")
 			[ "$boot" = 1 ] || [ "$a" != fail ] || a=fail@$boot
 			actual[$k/$t]=$a
 			[ "${expected[$k/$t]}" != fail ] || [ "$a" != pass ] || missed+=("$t")

@@ -66,6 +66,7 @@ name=$(kernel_name)
 cd "$SRC_DIR" 2>/dev/null && git rev-parse -q --verify "refs/tags/$BASE_TAG" >/dev/null ||
 	die "no base tree at $SRC_DIR: run 'make base' first"
 export GIT_COMMITTER_NAME="uffd-wp-tlb harness" GIT_COMMITTER_EMAIL=harness@localhost
+clear_stale_index_lock
 [ -d .git/rebase-apply ] && git am --abort >/dev/null 2>&1
 git reset -q --hard
 git clean -fdxq

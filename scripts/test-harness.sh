@@ -9,7 +9,7 @@ S=$REPO/scripts
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 export BUILD_DIR=$T/build
-unset MODE EXTRA_PATCH SERIES_UPTO DEBUG TESTS TREE_LOCKED
+unset MODE EXTRA_PATCH SERIES_UPTO DEBUG TESTS
 
 n=0 failed=0
 # check NAME EXPECTED_RC OUTPUT_REGEX -- CMD...: run CMD, check its exit
@@ -144,12 +144,9 @@ check "extra patches: the tree holds all three" 0 "^long b;.*long c;.*char d;" -
 check "extra patches: a missing one is named" 1 "EXTRA_PATCH not found: $T/s/none.patch" -- \
 	env SERIES_FILE="$T/s/series1" EXTRA_PATCH="$T/s/0002-mm-c.patch $T/s/none.patch" "$S/series.sh"
 touch "$tree/.git/index.lock"
-check "tree lock: a git index.lock a stopped run left is removed" 0 \
+check "series: a git index.lock a stopped run left is removed" 0 \
 	"removing .*index.lock, left by a run that was stopped" -- \
 	env SERIES_FILE="$T/s/series1" "$S/series.sh"
-check "tree lock: a second run on a tree is refused, the first named" 1 \
-	"another run uses $tree: *[0-9]+ flock .*wait for it or stop it" -- \
-	flock "$tree.lock" env SERIES_FILE="$T/s/series1" "$S/series.sh"
 printf '0003-mm-conflict.patch\n0001-mm-b.patch\n' >"$T/s/series2"
 check "series: a later patch that does not apply is named" 1 \
 	"patch does not apply: 0001-mm-b.patch \(fails in mm/foo.c\)" -- \
@@ -262,6 +259,47 @@ echo "ok 1 a # 1s" >"$R/series.console.log"
 check "regress: a console without run_vmtests.sh is refused" 1 "series.console.log: run_vmtests.sh never started" -- \
 	env REGRESS_REPORT_ONLY=1 REGRESS_DOC=0 "$S/regress.sh"
 rm -rf "$R"
+
+# --- make matrix: each row's verdict from fake consoles
+M=$BUILD_DIR/matrix/6.1
+mkdir -p "$M"
+mx_prog() { # mx_prog ENTRY CMD PROG RESULT...: one guest test, RESULT "ok N case"
+	local entry=$1 cmd=$2 prog=$3 r
+	shift 3
+	echo "# running $entry: $cmd"
+	echo "# # selftests: mm: $prog"
+	for r in "$@"; do echo "# # $r"; done
+	echo "# ok 1 selftests: mm: $prog"
+	echo "ok 1 $entry # 1s"
+}
+{
+	echo "TAP version 13"
+	mx_prog prog-b "run-kselftest prog-b" prog-b "not ok 1 fix.anon.same_name" "ok 2 fix.anon.user_only"
+	mx_prog prog-a "run-kselftest prog-a" prog-a "ok 1 fix.anon.same_name" "ok 2 fix.anon.user_only" \
+		"ok 3 fix.anon.race" "ok 4 fix.anon.register on anon # SKIP no THP"
+	mx_prog unpriv "run-kselftest --unprivileged prog-a" prog-a "not ok 1 fix.anon.user_only"
+} >"$M/baseline.1.console.log"
+mx_prog prog-a "run-kselftest prog-a" prog-a "not ok 3 fix.anon.race" >"$M/baseline.2.console.log"
+printf '%s\n' "test baseline" "prog-a pass" "prog-a/anon.same_name pass" "prog-a/anon.user_only fail" \
+	"prog-a/anon.race fail" "prog-a/fix.anon.register on anon skip" "prog-b/same_name fail" >"$T/matrix.txt"
+sed -i 's/register on anon/register_on_anon/' "$M/baseline.1.console.log" "$T/matrix.txt"
+check "matrix: a case is its own program's, not another's of the same name" 0 "^prog-a/anon.same_name +pass/pass +$" -- \
+	env MATRIX_REPORT_ONLY=1 MATRIX_FILE="$T/matrix.txt" "$S/matrix.sh"
+check "matrix: a case that fails only unprivileged fails" 0 "^prog-a/anon.user_only +fail/fail +$" -- \
+	env MATRIX_REPORT_ONLY=1 MATRIX_FILE="$T/matrix.txt" "$S/matrix.sh"
+check "matrix: a race missed on boot 1 is caught on boot 2" 0 "^prog-a/anon.race +fail/fail@2 +$" -- \
+	env MATRIX_REPORT_ONLY=1 MATRIX_FILE="$T/matrix.txt" "$S/matrix.sh"
+check "matrix: a case is found by its full name, a skip is a skip" 0 "^prog-a/fix.anon.register_on_anon +skip/skip +$" -- \
+	env MATRIX_REPORT_ONLY=1 MATRIX_FILE="$T/matrix.txt" "$S/matrix.sh"
+check "matrix: every cell as expected" 0 "^6 passed, 0 failed$" -- \
+	env MATRIX_REPORT_ONLY=1 MATRIX_FILE="$T/matrix.txt" "$S/matrix.sh"
+printf '%s\n' "prog-a/anon.missing pass" "prog-a/same_nam pass" "prog-a/.anon.same_name pass" >>"$T/matrix.txt"
+check "matrix: a case never reported, or a part of a name, is a mismatch" 1 \
+	"anon.missing +pass/none MISMATCH.*same_nam +pass/none MISMATCH.*same_name +pass/none MISMATCH.*6 passed, 3 failed $" -- \
+	bash -c "set -o pipefail; MATRIX_REPORT_ONLY=1 MATRIX_FILE=$T/matrix.txt $S/matrix.sh | tr '\n' ' '"
+rm -f "$M/baseline.2.console.log"
+check "matrix: a boot without its console is named" 1 "no console of boot 2 of baseline" -- \
+	env MATRIX_REPORT_ONLY=1 MATRIX_FILE="$T/matrix.txt" "$S/matrix.sh"
 
 echo "1..$n"
 echo "$((n - failed)) passed, $failed failed"
