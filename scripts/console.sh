@@ -11,10 +11,11 @@
 
 # Kernel lines carry a printk timestamp ("[    1.234567] "); user output
 # never does, so a test printing "WARNING:" cannot fail the run by itself.
+PRINTK_RE='^\[ *[0-9]+\.[0-9]+\] '
 CONSOLE_ERROR_RE='Kernel panic|Oops|kernel BUG at|BUG:|WARNING:|general protection fault|KASAN:|UBSAN:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|soft lockup|hard LOCKUP|rcu_sched self-detected stall|rcu: INFO|blocked for more than'
 
 console_errors() {
-	tr -d '\r' <"$1" | grep -E '^\[ *[0-9]+\.[0-9]+\] ' |
+	tr -d '\r' <"$1" | grep -E "$PRINTK_RE" |
 		grep -E "$CONSOLE_ERROR_RE" || true
 }
 
@@ -28,7 +29,7 @@ console_tap() {
 # its cases one "# " deeper. A case's name ends where a TAP directive
 # (" # SKIP", " # exit=1") begins; it may hold spaces.
 console_records() {
-	tr -d '\r' <"$1" | grep -vE '^\[ *[0-9]+\.[0-9]+\] ' | awk '
+	tr -d '\r' <"$1" | grep -vE "$PRINTK_RE" | awk '
 		function verdict(line) {
 			return line ~ /^not ok/ ? "fail" : line ~ / # *SKIP/ ? "skip" : "pass"
 		}

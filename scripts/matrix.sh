@@ -42,17 +42,18 @@ all_kernels=("${kernels[@]}")
 # The tests to run: the rows' TEST parts.
 mapfile -t tests < <(printf '%s\n' "${rows[@]%%/*}" | awk '!seen[$0]++')
 
-# verdict LOG ROW: pass, fail, skip, or "none" when it never reported.
+# verdict RECORDS ROW: pass, fail, skip, or "none" when it never reported
+# (RECORDS: console_records of a boot's console).
 # ROW is TEST (the entry's own result) or TEST/CASE: CASE of program TEST
 # (under its own entry or another, as root or as user), the full case
 # name or its last dot-separated parts; any run that fails it fails it.
 verdict() {
 	local t=${2%%/*} c=
 	[[ "$2" != */* ]] || c=${2#*/}
-	console_records "$1" | awk -F'\t' -v t="$t" -v c="$c" '
+	awk -F'\t' -v t="$t" -v c="$c" '
 		c == "" && $1 == t && $4 == "" { v[$5]++ }
 		c != "" && $2 == t && ($4 == c || substr($4, length($4) - length(c)) == "." c) { v[$5]++ }
-		END { print v["fail"] ? "fail" : v["pass"] ? "pass" : v["skip"] ? "skip" : "none" }'
+		END { print v["fail"] ? "fail" : v["pass"] ? "pass" : v["skip"] ? "skip" : "none" }' <<<"$1"
 }
 
 check_kernels "${kernels[@]}"
@@ -91,9 +92,10 @@ for k in "${kernels[@]}"; do
 			cp "$KERNEL_OUT/console.log" "$console"
 		fi
 		[ -f "$console" ] || die "no console of boot $boot of $k ($console): run 'make matrix' first"
+		records=$(console_records "$console")
 		missed=()
 		for t in "${run_rows[@]}"; do
-			a=$(verdict "$console" "$t")
+			a=$(verdict "$records" "$t")
 			[ "$boot" = 1 ] || [ "$a" != fail ] || a=fail@$boot
 			actual[$k/$t]=$a
 			[ "${expected[$k/$t]}" != fail ] || [ "$a" != pass ] || missed+=("$t")
